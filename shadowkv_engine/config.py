@@ -1,0 +1,137 @@
+"""Engine and ShadowKV configuration. Every ShadowKV hyperparameter lives here, none in code."""
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .errors import InvalidRequestError
+
+
+@dataclass
+class ShadowKVConfig:
+    rank: int = 160  # SVD rank of the pre-RoPE keys over all KV heads of a layer
+    chunk_size: int = 8  # tokens per chunk (landmark granularity)
+    sparse_budget: int = 2048  # tokens attended from selected chunks per KV head
+    outlier_chunks: int = 48  # chunks kept exact per KV head (lowest key/landmark cosine)
+    local_chunks: int = 4  # most recent chunks kept exact (the local window)
+    min_context_len: int = 1024  # shorter sequences stay dense
+
+    def __post_init__(self):
+        def check(ok: bool, message: str):
+            if not ok:
+                raise InvalidRequestError(f"invalid ShadowKV config: {message}", param="shadowkv")
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            check(isinstance(value, int) and not isinstance(value, bool),
+                  f"{f.name} must be an integer, got {value!r}")
+        check(self.rank >= 1, f"rank must be at least 1, got {self.rank}")
+        check(self.chunk_size >= 1, f"chunk_size must be at least 1, got {self.chunk_size}")
+        check(self.sparse_budget >= self.chunk_size,
+              f"sparse_budget ({self.sparse_budget}) must be at least one chunk ({self.chunk_size})")
+        check(self.sparse_budget % self.chunk_size == 0,
+              f"sparse_budget ({self.sparse_budget}) must be a multiple of chunk_size "
+              f"({self.chunk_size})")
+        check(self.outlier_chunks >= 0, f"outlier_chunks must be >= 0, got {self.outlier_chunks}")
+        check(self.local_chunks >= 1, f"local_chunks must be at least 1, got {self.local_chunks}")
+        check(self.min_context_len >= 0,
+              f"min_context_len must be >= 0, got {self.min_context_len}")
+
+    @property
+    def budget_chunks(self) -> int:
+        return self.sparse_budget // self.chunk_size
+
+    @property
+    def local_tokens(self) -> int:
+        return self.local_chunks * self.chunk_size
+
+    def check_model(self, num_kv_heads: int, head_dim: int):
+        key_dim = num_kv_heads * head_dim
+        if self.rank > key_dim:
+            raise InvalidRequestError(
+                f"invalid ShadowKV config: rank ({self.rank}) exceeds the key dimension of the "
+                f"model ({num_kv_heads} KV heads x head_dim {head_dim} = {key_dim})",
+                param="shadowkv")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "ShadowKVConfig":
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidRequestError(
+                f"invalid ShadowKV config: unknown option(s) {unknown}; known: {sorted(known)}",
+                param="shadowkv")
+        return cls(**values)
+
+
+ATTENTION_MODES = ("dense", "shadowkv")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class EngineConfig:
+    model: str
+    device: str = "auto"  # "cpu", "cuda", "cuda:N" or "auto"
+    dtype: str = "auto"  # auto: the checkpoint's torch_dtype on CUDA, float32 on CPU
+    attention: str = "shadowkv"
+    shadowkv: ShadowKVConfig = field(default_factory=ShadowKVConfig)
+    max_model_len: int | None = None  # None: the checkpoint's max_position_embeddings
+    max_num_seqs: int = 64
+    max_num_batched_tokens: int = 2048  # per-step token budget (chunked prefill)
+    max_queued_requests: int | None = None  # None: unbounded waiting queue
+    block_size: int = 16  # tokens per KV page; a multiple of shadowkv.chunk_size
+    # GPU KV pool: an explicit page count wins; else a fraction of the free device memory
+    # (CUDA) or `cpu_kv_pool_gb` of RAM when the model runs on the CPU.
+    num_gpu_blocks: int | None = None
+    gpu_memory_utilization: float = 0.9
+    cpu_kv_pool_gb: float = 2.0  # device pool size when device is "cpu"
+    # Pinned host pool for offloaded values: an explicit page count wins; else this many GB.
+    num_cpu_blocks: int | None = None
+    cpu_offload_gb: float = 4.0
+    seed: int = 0
+    served_model_name: str | None = None
+
+    def __post_init__(self):
+        if isinstance(self.shadowkv, dict):
+            self.shadowkv = ShadowKVConfig.from_dict(self.shadowkv)
+        if self.attention not in ATTENTION_MODES:
+            raise InvalidRequestError(
+                f"attention must be one of {ATTENTION_MODES}, got {self.attention!r}",
+                param="attention")
+        if self.dtype not in DTYPES:
+            raise InvalidRequestError(f"dtype must be one of {DTYPES}, got {self.dtype!r}",
+                                      param="dtype")
+        for name in ("max_num_seqs", "max_num_batched_tokens", "block_size"):
+            if getattr(self, name) < 1:
+                raise InvalidRequestError(f"{name} must be at least 1", param=name)
+        if self.block_size % self.shadowkv.chunk_size:
+            raise InvalidRequestError(
+                f"block_size ({self.block_size}) must be a multiple of shadowkv.chunk_size "
+                f"({self.shadowkv.chunk_size})", param="block_size")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise InvalidRequestError("gpu_memory_utilization must be in (0, 1]",
+                                      param="gpu_memory_utilization")
+        if self.max_queued_requests is not None and self.max_queued_requests < 0:
+            raise InvalidRequestError("max_queued_requests must be >= 0",
+                                      param="max_queued_requests")
+
+    @property
+    def model_name(self) -> str:
+        return self.served_model_name or str(self.model)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "EngineConfig":
+        import yaml
+
+        text = Path(path).read_text()
+        values = yaml.safe_load(text) or {}
+        if not isinstance(values, dict):
+            raise InvalidRequestError(f"config file {path} must hold a mapping of options")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidRequestError(f"config file {path}: unknown option(s) {unknown}")
+        return cls(**values)
