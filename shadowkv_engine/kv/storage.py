@@ -1,0 +1,71 @@
+"""The KV storage: one GPU page arena shared by every kind of per-sequence data, and a pinned
+CPU store of offloaded values.
+
+A GPU page holds `block_size` tokens of dense K and V for every layer. The same page can instead
+hold other data of the same byte size, through typed views:
+  kv         [pages, L, 2, H, block_size, D]   dense K/V rows (head-major: a head's rows of a
+                                                page are contiguous, so a chunk is C*D elements)
+  head_rows  [pages, L, H, 2*block_size, D]    per-head rows: ShadowKV landmarks (by chunk id)
+                                                and the key basis (rank rows per head)
+  u_rows     [pages, L, tokens_per_page, rank] low-rank key coefficients, by token position
+So the block manager counts one kind of page and nothing is carved up ahead of time.
+The CPU value store is [cpu_pages, L, H, block_size, D], pinned when the model runs on CUDA so
+the GPU can read it directly.
+"""
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class PageLayout:
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    block_size: int
+
+    @property
+    def page_elems(self) -> int:
+        return self.num_layers * 2 * self.num_kv_heads * self.block_size * self.head_dim
+
+    @property
+    def head_rows_per_page(self) -> int:
+        return 2 * self.block_size
+
+    def u_tokens_per_page(self, rank: int) -> int:
+        return self.page_elems // (self.num_layers * rank)
+
+    def kv_view(self, arena: torch.Tensor) -> torch.Tensor:
+        return arena.view(-1, self.num_layers, 2, self.num_kv_heads, self.block_size,
+                          self.head_dim)
+
+    def head_rows_view(self, arena: torch.Tensor) -> torch.Tensor:
+        return arena.view(-1, self.num_layers, self.num_kv_heads, self.head_rows_per_page,
+                          self.head_dim)
+
+    def u_rows_view(self, arena: torch.Tensor, rank: int) -> torch.Tensor:
+        tokens = self.u_tokens_per_page(rank)
+        return arena[:, : self.num_layers * tokens * rank].view(-1, self.num_layers, tokens, rank)
+
+    def gpu_page_bytes(self, dtype: torch.dtype) -> int:
+        return self.page_elems * dtype.itemsize
+
+    def cpu_page_bytes(self, dtype: torch.dtype) -> int:
+        return self.page_elems // 2 * dtype.itemsize
+
+
+class KVStorage:
+    """Owns the GPU arena and the CPU value store; views are made once."""
+
+    def __init__(self, layout: PageLayout, num_gpu_pages: int, num_cpu_pages: int,
+                 dtype: torch.dtype, device: torch.device, rank: int | None):
+        self.layout = layout
+        self.dtype = dtype
+        self.device = device
+        self.arena = torch.zeros(num_gpu_pages, layout.page_elems, dtype=dtype, device=device)
+        self.kv = layout.kv_view(self.arena)
+        self.head_rows = layout.head_rows_view(self.arena)
+        self.u_rows = layout.u_rows_view(self.arena, rank) if rank else None
+        pin = device.type == "cuda"
+        self.values = torch.zeros(num_cpu_pages, layout.num_layers, layout.num_kv_heads,
+                                  layout.block_size, layout.head_dim, dtype=dtype, pin_memory=pin)

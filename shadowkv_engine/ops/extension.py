@@ -1,0 +1,17 @@
+"""Finds the compiled CUDA ops, if this install has them."""
+import functools
+
+import torch
+
+
+@functools.cache
+def cuda_ops_available() -> bool:
+    try:
+        import shadowkv_engine._C  # noqa: F401  (registers torch.ops.shadowkv.*)
+    except ImportError:
+        return False
+    return hasattr(torch.ops, "shadowkv")
+
+
+def use_cuda_op(*tensors: torch.Tensor) -> bool:
+    return all(t.is_cuda for t in tensors) and cuda_ops_available()
