@@ -122,6 +122,7 @@ class ShadowKV:
         self._grow(self.basis_pages, self.gpu_pool, _ceil(cfg.rank, self.rows_per_page))
         exact_rows = (self.n_out + cfg.budget_chunks) * c
         self._grow(self.exact_pages, self.gpu_pool, _ceil(exact_rows, self.block_size))
+        self.storage.arena[self.exact_pages] = 0  # empty slots are masked, but must be finite
         self._grow(self.cpu_pages, self.cpu_pool, _ceil(compressed, self.block_size))
         positions = torch.arange(num_tokens, device=self.storage.device)
         cos, sin = self.rotary.cos_sin(positions, torch.float32)

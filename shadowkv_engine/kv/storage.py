@@ -62,10 +62,13 @@ class KVStorage:
         self.layout = layout
         self.dtype = dtype
         self.device = device
-        self.arena = torch.zeros(num_gpu_pages, layout.page_elems, dtype=dtype, device=device)
+        # Uninitialised: every reader either reads rows that were written or (the ShadowKV slot
+        # rows) has its pages zeroed when it takes them, since a masked NaN still poisons
+        # attention's weighted sum.
+        self.arena = torch.empty(num_gpu_pages, layout.page_elems, dtype=dtype, device=device)
         self.kv = layout.kv_view(self.arena)
         self.head_rows = layout.head_rows_view(self.arena)
         self.u_rows = layout.u_rows_view(self.arena, rank) if rank else None
         pin = device.type == "cuda"
-        self.values = torch.zeros(num_cpu_pages, layout.num_layers, layout.num_kv_heads,
+        self.values = torch.empty(num_cpu_pages, layout.num_layers, layout.num_kv_heads,
                                   layout.block_size, layout.head_dim, dtype=dtype, pin_memory=pin)

@@ -1,0 +1,275 @@
+"""The synchronous engine: requests in, one scheduler step at a time, outputs out."""
+import itertools
+import logging
+import time
+
+import torch
+
+from ..config import EngineConfig
+from ..errors import InvalidRequestError, PromptTooLongError
+from ..model.config import ModelConfig
+from ..model.sampler import SampleRequest, sample
+from ..model.tokenizer import IncrementalDetokenizer, Tokenizer
+from ..outputs import CompletionOutput, Logprob, RequestMetrics, RequestOutput
+from ..sampling_params import SamplingParams
+from .block_manager import BlockManager
+from .model_runner import ModelRunner
+from .scheduler import Scheduler
+from .sequence import Sequence, SequenceStatus
+from .stats import EngineStats
+
+logger = logging.getLogger(__name__)
+
+
+class Request:
+    def __init__(self, request_id: str, prompt: str | None, prompt_token_ids: list[int],
+                 sequences: list[Sequence], arrival_time: float):
+        self.request_id = request_id
+        self.prompt = prompt
+        self.prompt_token_ids = prompt_token_ids
+        self.sequences = sequences
+        self.metrics = RequestMetrics(arrival_time=arrival_time)
+
+    @property
+    def finished(self) -> bool:
+        return all(s.finished for s in self.sequences)
+
+
+class LLMEngine:
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        self.model_config = ModelConfig.from_pretrained(config.model)
+        if config.attention == "shadowkv":
+            config.shadowkv.check_model(self.model_config.num_kv_heads, self.model_config.head_dim)
+        self.max_model_len = self._resolve_max_model_len()
+        self.tokenizer = Tokenizer.from_pretrained(config.model)
+        self.eos_token_ids = set(self.tokenizer.eos_token_ids or self.model_config.eos_token_ids)
+        self.runner = ModelRunner(config, self.model_config, self.max_model_len)
+        num_gpu, num_cpu = BlockManager.page_counts(
+            config, self.model_config, self.runner.dtype, self.runner.device,
+            self.runner.model_bytes)
+        self.blocks = BlockManager(config, self.model_config, self.runner.dtype,
+                                   self.runner.device, self.runner.model.rotary, num_gpu, num_cpu)
+        self.scheduler = Scheduler(config, self.blocks)
+        self.requests: dict[str, Request] = {}
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self._seq_ids = itertools.count()
+        self._totals = EngineStats()
+        logger.info("engine ready: %s on %s (%s), attention=%s, %d GPU pages, %d CPU pages",
+                    config.model, self.runner.device, self.runner.dtype, config.attention,
+                    num_gpu, num_cpu)
+
+    def _resolve_max_model_len(self) -> int:
+        limit = self.model_config.max_position_embeddings
+        wanted = self.config.max_model_len or limit
+        if wanted > limit:
+            raise InvalidRequestError(
+                f"max_model_len ({wanted}) exceeds the model's max_position_embeddings ({limit})",
+                param="max_model_len")
+        return wanted
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model_name
+
+    # ---- requests --------------------------------------------------------------------------
+    def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams,
+                    arrival_time: float | None = None) -> None:
+        if request_id in self.requests:
+            raise InvalidRequestError(f"request id {request_id!r} is already in use")
+        text, token_ids = self._tokenize(prompt)
+        max_tokens = self._max_tokens(token_ids, params)
+        arrival = arrival_time or time.time()
+        sequences = [self._new_sequence(request_id, i, token_ids, params, max_tokens, arrival)
+                     for i in range(params.n)]
+        self.blocks.check_fits(sequences[0])
+        self.requests[request_id] = Request(request_id, text, token_ids, sequences, arrival)
+        for seq in sequences:
+            self.scheduler.add(seq)
+        self._totals.prompt_tokens_total += len(token_ids) * params.n
+
+    def _tokenize(self, prompt) -> tuple[str | None, list[int]]:
+        if isinstance(prompt, str):
+            token_ids = self.tokenizer.encode(prompt)
+            text = prompt
+        elif isinstance(prompt, (list, tuple)) and all(
+                isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            token_ids, text = list(prompt), None
+            vocab = self.model_config.vocab_size
+            bad = [t for t in token_ids if not 0 <= t < vocab]
+            if bad:
+                raise InvalidRequestError(
+                    f"prompt token ids must be in [0, {vocab}); got {bad[:5]}", param="prompt")
+        else:
+            raise InvalidRequestError("prompt must be a string or a list of token ids",
+                                      param="prompt")
+        if not token_ids:
+            raise InvalidRequestError("the prompt is empty", param="prompt")
+        return text, token_ids
+
+    def _max_tokens(self, token_ids: list[int], params: SamplingParams) -> int:
+        prompt_len = len(token_ids)
+        if params.max_tokens is None:
+            if prompt_len >= self.max_model_len:
+                raise PromptTooLongError(prompt_len, self.max_model_len)
+            return self.max_model_len - prompt_len
+        if prompt_len + params.max_tokens > self.max_model_len:
+            error = PromptTooLongError(prompt_len + params.max_tokens, self.max_model_len)
+            error.args = (
+                f"This model's maximum context length is {self.max_model_len} tokens. However, "
+                f"you requested {prompt_len + params.max_tokens} tokens ({prompt_len} in the "
+                f"prompt, {params.max_tokens} in the completion). Please reduce the length of "
+                "the prompt or the completion.",)
+            raise error
+        return params.max_tokens
+
+    def _new_sequence(self, request_id, index, token_ids, params, max_tokens, arrival):
+        generator = None
+        if params.seed is not None:
+            generator = torch.Generator().manual_seed(params.seed + index)
+        detok = IncrementalDetokenizer(self.tokenizer, token_ids, params.skip_special_tokens)
+        return Sequence(next(self._seq_ids), request_id, index, token_ids, params, max_tokens,
+                        detok, generator or self.generator, arrival)
+
+    def abort_request(self, request_id: str) -> RequestOutput | None:
+        request = self.requests.pop(request_id, None)
+        if request is None:
+            return None
+        for seq in request.sequences:
+            if not seq.finished:
+                self.scheduler.remove(seq)
+                seq.status = SequenceStatus.FINISHED
+                seq.finish_reason = "abort"
+        return self._output(request)
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.requests)
+
+    @property
+    def num_unfinished_requests(self) -> int:
+        return len(self.requests)
+
+    # ---- the step --------------------------------------------------------------------------
+    def step(self) -> list[RequestOutput]:
+        batch = self.scheduler.schedule()
+        if batch.empty:
+            if self.scheduler.waiting and not self.scheduler.running:
+                raise RuntimeError("scheduler deadlock: a waiting request fits no empty pool")
+            return []
+        now = time.time()
+        sampling = [i for i, (seq, n) in enumerate(zip(batch.sequences, batch.num_tokens))
+                    if seq.num_computed + n == len(seq.token_ids)]
+        logits = self.runner.run(batch, sampling)
+        seqs = [batch.sequences[i] for i in sampling]
+        results = sample(logits, [self._sample_request(s) for s in seqs])
+        touched: dict[str, Request] = {}
+        for seq in batch.sequences:
+            request = self.requests[seq.request_id]
+            if request.metrics.first_scheduled_time is None:
+                request.metrics.first_scheduled_time = now
+        for seq, result in zip(seqs, results):
+            request = self.requests[seq.request_id]
+            self._append_token(seq, result)
+            touched[request.request_id] = request
+        done = time.time()
+        outputs = []
+        for request in touched.values():
+            metrics = request.metrics
+            metrics.first_token_time = metrics.first_token_time or done
+            metrics.last_token_time = done
+            if request.finished:
+                metrics.finished_time = done
+                del self.requests[request.request_id]
+                self._totals.requests_finished_total += 1
+            outputs.append(self._output(request))
+        return outputs
+
+    def _sample_request(self, seq: Sequence) -> SampleRequest:
+        params = seq.params
+        blocked = []
+        if len(seq.output_token_ids) < params.min_tokens:
+            blocked = list(params.stop_token_ids) + ([] if params.ignore_eos
+                                                     else sorted(self.eos_token_ids))
+        return SampleRequest(params, seq.prompt_token_ids, seq.output_token_ids, seq.generator,
+                             blocked)
+
+    def _append_token(self, seq: Sequence, result) -> None:
+        params = seq.params
+        token = result.token_id
+        seq.token_ids.append(token)
+        seq.cumulative_logprob += result.logprob
+        self._totals.generation_tokens_total += 1
+        if params.logprobs is not None:
+            entry = {token: Logprob(result.logprob, result.sampled_rank, self._piece(token))}
+            for rank, (tid, lp) in enumerate(result.top_logprobs, start=1):
+                entry.setdefault(tid, Logprob(lp, rank, self._piece(tid)))
+            seq.logprobs.append(entry)
+        num_out = len(seq.output_token_ids)
+        if not params.ignore_eos and token in self.eos_token_ids:
+            return self._finish(seq, "stop", None)
+        if token in params.stop_token_ids:
+            return self._finish(seq, "stop", token)
+        previous = len(seq.text)
+        seq.text += seq.detokenizer.push(token)
+        if params.stop_strings and num_out >= params.min_tokens and self._match_stop(seq, previous):
+            return
+        if num_out >= seq.max_tokens or len(seq.token_ids) >= self.max_model_len:
+            self._finish(seq, "length", None)
+
+    def _match_stop(self, seq: Sequence, previous_len: int) -> bool:
+        longest = max(len(s) for s in seq.params.stop_strings)
+        window_start = max(0, previous_len - longest + 1)
+        hits = [(seq.text.find(s, window_start), s) for s in seq.params.stop_strings]
+        hits = [(at, s) for at, s in hits if at >= 0]
+        if not hits:
+            return False
+        at, stop = min(hits)
+        end = at + len(stop) if seq.params.include_stop_str_in_output else at
+        seq.text = seq.text[:end]
+        self._finish(seq, "stop", stop)
+        return True
+
+    def _finish(self, seq: Sequence, reason: str, stop_reason) -> None:
+        seq.finish_reason, seq.stop_reason = reason, stop_reason
+        seq.status = SequenceStatus.FINISHED
+        self.scheduler.remove(seq)
+
+    def _piece(self, token_id: int) -> str:
+        return self.tokenizer.decode([token_id], skip_special_tokens=False)
+
+    def _visible_text(self, seq: Sequence) -> str:
+        """While running, hold back the tail that could still grow into a stop string."""
+        if seq.finished or not seq.params.stop_strings:
+            return seq.text
+        hold = max(len(s) for s in seq.params.stop_strings) - 1
+        return seq.text[:max(0, len(seq.text) - hold)]
+
+    def _output(self, request: Request) -> RequestOutput:
+        choices = [CompletionOutput(
+            index=s.index, text=self._visible_text(s), token_ids=list(s.output_token_ids),
+            cumulative_logprob=s.cumulative_logprob if s.params.logprobs is not None else None,
+            logprobs=list(s.logprobs) if s.params.logprobs is not None else None,
+            finish_reason=s.finish_reason, stop_reason=s.stop_reason)
+            for s in request.sequences]
+        return RequestOutput(request.request_id, request.prompt, request.prompt_token_ids, choices,
+                             request.finished, request.metrics)
+
+    # ---- statistics ------------------------------------------------------------------------
+    def stats(self) -> EngineStats:
+        totals = self._totals
+        selected, hits, fetched = self.blocks.shadowkv_counters(self.scheduler.running)
+        return EngineStats(
+            num_running=len(self.scheduler.running),
+            num_waiting=len(self.scheduler.waiting),
+            num_preemptions_total=self.scheduler.num_preemptions,
+            prompt_tokens_total=totals.prompt_tokens_total,
+            generation_tokens_total=totals.generation_tokens_total,
+            requests_finished_total=totals.requests_finished_total,
+            gpu_blocks_total=self.blocks.gpu_pool.num_pages,
+            gpu_blocks_used=self.blocks.gpu_pool.num_used,
+            cpu_blocks_total=self.blocks.cpu_pool.num_pages,
+            cpu_blocks_used=self.blocks.cpu_pool.num_used,
+            shadowkv_chunks_selected_total=selected,
+            shadowkv_chunk_hits_total=hits,
+            cpu_bytes_fetched_total=fetched,
+        )

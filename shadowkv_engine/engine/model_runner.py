@@ -1,0 +1,63 @@
+"""Loads the model and runs one scheduled batch through it."""
+import logging
+
+import torch
+
+from ..config import EngineConfig
+from ..kv.batch import BatchAttention
+from ..model.config import TORCH_DTYPES, ModelConfig
+from ..model.llama import LlamaForCausalLM
+from ..model.loader import load_weights
+from .scheduler import ScheduledBatch
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available here")
+    return device
+
+
+def resolve_dtype(name: str, model_config: ModelConfig, device: torch.device) -> torch.dtype:
+    if name != "auto":
+        return TORCH_DTYPES[name]
+    if device.type == "cpu":
+        return torch.float32  # CPU half-precision matmuls are slow and imprecise
+    return model_config.torch_dtype if model_config.torch_dtype != torch.float32 else torch.bfloat16
+
+
+class ModelRunner:
+    def __init__(self, config: EngineConfig, model_config: ModelConfig, max_model_len: int):
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_dtype(config.dtype, model_config, self.device)
+        model = LlamaForCausalLM(model_config, max_model_len)
+        load_weights(model, config.model, model_config.tie_word_embeddings)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.model_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+    @torch.inference_mode()
+    def run(self, batch: ScheduledBatch, sample_rows: list[int]) -> torch.Tensor:
+        """Runs the batch; returns float32 logits (on the CPU) of the last scheduled token of
+        each sequence listed in sample_rows (indices into batch.sequences)."""
+        ids, positions, ends = [], [], []
+        total = 0
+        for seq, n in zip(batch.sequences, batch.num_tokens):
+            ids.extend(seq.token_ids[seq.num_computed:seq.num_computed + n])
+            positions.extend(range(seq.num_computed, seq.num_computed + n))
+            total += n
+            ends.append(total - 1)
+        input_ids = torch.tensor(ids, dtype=torch.long, device=self.device)
+        pos = torch.tensor(positions, dtype=torch.long, device=self.device)
+        attention = BatchAttention([s.kv for s in batch.sequences], batch.num_tokens)
+        hidden = self.model(input_ids, pos, attention)
+        for seq, n in zip(batch.sequences, batch.num_tokens):
+            seq.kv.end_step(n)
+            seq.num_computed += n
+        if not sample_rows:
+            return torch.empty(0)
+        rows = torch.tensor([ends[i] for i in sample_rows], device=self.device)
+        return self.model.compute_logits(hidden[rows]).cpu()

@@ -1,0 +1,103 @@
+"""Decides, every step, which sequences run and how many of their tokens.
+
+Running sequences go first (decodes, then the rest of chunked prefills), in arrival order, then
+waiting ones, all within the step's token budget (`max_num_batched_tokens`) and `max_num_seqs`.
+A compressed (ShadowKV) sequence advances one token a step; its prefill stops exactly at the end
+of the prompt so the compression sees the whole prompt and nothing more. When a running sequence
+cannot get the pages for its next tokens, the newest running sequence is preempted: its memory
+is freed and it goes back to the front of the queue, to be recomputed later.
+"""
+from collections import deque
+from dataclasses import dataclass
+
+from ..config import EngineConfig
+from .block_manager import BlockManager
+from .sequence import Sequence, SequenceStatus
+
+
+@dataclass
+class ScheduledBatch:
+    sequences: list[Sequence]
+    num_tokens: list[int]
+
+    @property
+    def empty(self) -> bool:
+        return not self.sequences
+
+
+class Scheduler:
+    def __init__(self, config: EngineConfig, block_manager: BlockManager):
+        self.max_num_seqs = config.max_num_seqs
+        self.max_num_batched_tokens = config.max_num_batched_tokens
+        self.blocks = block_manager
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.num_preemptions = 0
+
+    def add(self, seq: Sequence) -> None:
+        self.waiting.append(seq)
+
+    def remove(self, seq: Sequence) -> None:
+        if seq in self.running:
+            self.running.remove(seq)
+        elif seq in self.waiting:
+            self.waiting.remove(seq)
+        self.blocks.release(seq)
+
+    def has_work(self) -> bool:
+        return bool(self.running or self.waiting)
+
+    def _tokens_wanted(self, seq: Sequence, budget: int) -> int:
+        kv = seq.kv
+        if kv is not None and kv.compressed:
+            return 1  # replaying or decoding: the sparse path takes one token a step
+        remaining = seq.num_uncomputed
+        target = (kv.compress_at if kv is not None else self.blocks.compress_at(seq))
+        if target is not None and seq.num_computed < target:
+            remaining = target - seq.num_computed
+        return min(remaining, budget)
+
+    def schedule(self) -> ScheduledBatch:
+        budget = self.max_num_batched_tokens
+        batch = ScheduledBatch([], [])
+        index = 0
+        while index < len(self.running) and budget > 0:
+            seq = self.running[index]
+            wanted = self._tokens_wanted(seq, budget)
+            while not self.blocks.can_grow(seq, wanted):
+                victim = self.running[-1]
+                self._preempt(victim)
+                if victim is seq:
+                    break
+            if seq.status is not SequenceStatus.RUNNING:
+                break  # seq preempted itself: everything after it was preempted too
+            seq.kv.reserve(wanted)
+            batch.sequences.append(seq)
+            batch.num_tokens.append(wanted)
+            budget -= wanted
+            index += 1
+
+        while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
+            seq = self.waiting[0]
+            if not self.blocks.can_admit(seq):
+                break
+            self.waiting.popleft()
+            if seq.kv is None:
+                seq.kv = self.blocks.new_cache(seq)
+            seq.status = SequenceStatus.RUNNING
+            self.running.append(seq)
+            wanted = self._tokens_wanted(seq, budget)
+            seq.kv.reserve(wanted)
+            batch.sequences.append(seq)
+            batch.num_tokens.append(wanted)
+            budget -= wanted
+        return batch
+
+    def _preempt(self, seq: Sequence) -> None:
+        """Recompute-style preemption: free everything; the tokens so far are kept."""
+        self.running.remove(seq)
+        self.blocks.release(seq)
+        seq.num_computed = 0
+        seq.status = SequenceStatus.WAITING
+        self.waiting.appendleft(seq)
+        self.num_preemptions += 1
