@@ -1,0 +1,93 @@
+"""Prometheus metrics under vLLM's names (dashboards built for vLLM work unchanged), plus ShadowKV's.
+
+Gauges and counters the engine keeps are read from `engine.stats()` at scrape time, so they can
+never drift from the engine. Latency histograms and finished-request counts are observed here,
+per request, as the server sees them. Each app has its own registry: several servers in one
+process (tests, Ray replicas) do not share or collide on metrics.
+"""
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from shadowkv_engine.outputs import RequestOutput
+
+# vLLM's bucket boundaries, so histograms from both servers can be compared bucket by bucket.
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+               120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+
+
+class EngineStatsCollector:
+    """Turns one `EngineStats` snapshot into metric families at each scrape."""
+
+    def __init__(self, state, model_name: str):
+        self.state = state
+        self.model_name = model_name
+
+    def collect(self):
+        engine = self.state.engine
+        if engine is None:  # still loading: nothing to report yet
+            return
+        stats = engine.stats()
+        labels = [self.model_name]
+
+        def gauge(name, doc, value):
+            family = GaugeMetricFamily(name, doc, labels=["model_name"])
+            family.add_metric(labels, value)
+            return family
+
+        def counter(name, doc, value):
+            family = CounterMetricFamily(name, doc, labels=["model_name"])
+            family.add_metric(labels, value)
+            return family
+
+        yield gauge("vllm:num_requests_running", "Requests in the running batch.",
+                    stats.num_running)
+        yield gauge("vllm:num_requests_waiting", "Requests waiting to be scheduled.",
+                    stats.num_waiting)
+        yield gauge("vllm:kv_cache_usage_perc", "Fraction of GPU KV blocks in use (0-1).",
+                    stats.gpu_usage)
+        # The pre-V1 name of the same gauge, still used by many dashboards.
+        yield gauge("vllm:gpu_cache_usage_perc", "Fraction of GPU KV blocks in use (0-1).",
+                    stats.gpu_usage)
+        yield gauge("shadowkv:cpu_kv_usage_perc",
+                    "Fraction of the CPU value pool (offloaded ShadowKV values) in use (0-1).",
+                    stats.cpu_usage)
+        yield gauge("shadowkv:hit_rate",
+                    "Fraction of selected chunks already resident on the GPU, since start.",
+                    stats.shadowkv_hit_rate)
+        yield counter("vllm:prompt_tokens", "Prompt tokens processed (prefill).",
+                      stats.prompt_tokens_total)
+        yield counter("vllm:generation_tokens", "Tokens generated.",
+                      stats.generation_tokens_total)
+        yield counter("vllm:num_preemptions", "Preemptions (recompute) of running requests.",
+                      stats.num_preemptions_total)
+        yield counter("shadowkv:cpu_bytes_fetched", "Value bytes gathered from the CPU store.",
+                      stats.cpu_bytes_fetched_total)
+
+
+class ServerMetrics:
+    def __init__(self, state, model_name: str):
+        self.registry = CollectorRegistry()
+        self.model_name = model_name
+        self.registry.register(EngineStatsCollector(state, model_name))
+        self.ttft = Histogram("vllm:time_to_first_token_seconds",
+                              "Time from request arrival to its first generated token.",
+                              ["model_name"], buckets=TTFT_BUCKETS, registry=self.registry)
+        self.e2e = Histogram("vllm:e2e_request_latency_seconds",
+                             "Time from request arrival to its last token.",
+                             ["model_name"], buckets=E2E_BUCKETS, registry=self.registry)
+        self.success = Counter("vllm:request_success", "Requests that finished in the engine.",
+                               ["model_name", "finished_reason"], registry=self.registry)
+
+    def observe_first_token(self, seconds: float):
+        self.ttft.labels(self.model_name).observe(seconds)
+
+    def observe_finished(self, output: RequestOutput, seconds: float):
+        self.e2e.labels(self.model_name).observe(seconds)
+        # One count per choice: vLLM runs each of the n choices as its own request.
+        for choice in output.outputs:
+            self.success.labels(self.model_name, choice.finish_reason).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,41 @@
+"""What one server instance knows: its engine, its lifecycle phase, its requests and metrics."""
+from dataclasses import dataclass, field
+
+from shadowkv_engine.config import EngineConfig
+
+from .errors import APIError
+from .inflight import InFlightRequests
+from .metrics import ServerMetrics
+
+
+@dataclass
+class ServerState:
+    config: EngineConfig
+    engine: object | None = None  # AsyncEngine once loaded
+    # starting: the engine is loading; ready: serving; draining: SIGTERM received, finishing
+    # running requests and refusing new ones; failed: the engine could not load or died.
+    phase: str = "starting"
+    metrics: ServerMetrics = field(init=False)
+    inflight: InFlightRequests = field(init=False)
+
+    def __post_init__(self):
+        self.metrics = ServerMetrics(self, self.config.model_name)
+        self.inflight = InFlightRequests(self.metrics)
+
+    @property
+    def model_name(self) -> str:
+        return self.engine.model_name if self.engine is not None else self.config.model_name
+
+    def ready_engine(self):
+        """The engine, if this server takes new requests now; else a 503 for the caller."""
+        if self.phase != "ready":
+            reason = {"starting": "the model is still loading",
+                      "draining": "the server is shutting down",
+                      "failed": "the engine failed"}[self.phase]
+            raise APIError(503, f"Service unavailable: {reason}.")
+        return self.engine
+
+    def check_model(self, requested: str | None):
+        if requested is not None and requested != self.model_name:
+            raise APIError(404, f"The model `{requested}` does not exist. This server serves "
+                                f"`{self.model_name}`.", "model")
