@@ -1,5 +1,5 @@
 """Engine and ShadowKV configuration. Every ShadowKV hyperparameter lives here, none in code."""
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import InvalidRequestError
@@ -7,7 +7,9 @@ from .errors import InvalidRequestError
 
 @dataclass
 class ShadowKVConfig:
-    rank: int = 160  # SVD rank of the pre-RoPE keys over all KV heads of a layer
+    # SVD rank of the pre-RoPE keys over all KV heads of a layer. None: the paper's ratio,
+    # 160 of a 1024-wide key (Llama-3-8B), scaled to the model's key dimension.
+    rank: int | None = None
     chunk_size: int = 8  # tokens per chunk (landmark granularity)
     sparse_budget: int = 2048  # tokens attended from selected chunks per KV head
     outlier_chunks: int = 48  # chunks kept exact per KV head (lowest key/landmark cosine)
@@ -21,9 +23,10 @@ class ShadowKVConfig:
 
         for f in fields(self):
             value = getattr(self, f.name)
-            check(isinstance(value, int) and not isinstance(value, bool),
+            check((isinstance(value, int) and not isinstance(value, bool))
+                  or (f.name == "rank" and value is None),
                   f"{f.name} must be an integer, got {value!r}")
-        check(self.rank >= 1, f"rank must be at least 1, got {self.rank}")
+        check(self.rank is None or self.rank >= 1, f"rank must be at least 1, got {self.rank}")
         check(self.chunk_size >= 1, f"chunk_size must be at least 1, got {self.chunk_size}")
         check(self.sparse_budget >= self.chunk_size,
               f"sparse_budget ({self.sparse_budget}) must be at least one chunk ({self.chunk_size})")
@@ -43,13 +46,17 @@ class ShadowKVConfig:
     def local_tokens(self) -> int:
         return self.local_chunks * self.chunk_size
 
-    def check_model(self, num_kv_heads: int, head_dim: int):
+    def for_model(self, num_kv_heads: int, head_dim: int) -> "ShadowKVConfig":
+        """This config with its rank resolved for a model; rejects a rank above the key width."""
         key_dim = num_kv_heads * head_dim
+        if self.rank is None:
+            return replace(self, rank=max(1, round(key_dim * 160 / 1024)))
         if self.rank > key_dim:
             raise InvalidRequestError(
                 f"invalid ShadowKV config: rank ({self.rank}) exceeds the key dimension of the "
                 f"model ({num_kv_heads} KV heads x head_dim {head_dim} = {key_dim})",
                 param="shadowkv")
+        return self
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "ShadowKVConfig":

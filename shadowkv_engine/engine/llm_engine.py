@@ -40,7 +40,8 @@ class LLMEngine:
         self.config = config
         self.model_config = ModelConfig.from_pretrained(config.model)
         if config.attention == "shadowkv":
-            config.shadowkv.check_model(self.model_config.num_kv_heads, self.model_config.head_dim)
+            config.shadowkv = config.shadowkv.for_model(self.model_config.num_kv_heads,
+                                                        self.model_config.head_dim)
         self.max_model_len = self._resolve_max_model_len()
         self.tokenizer = Tokenizer.from_pretrained(config.model)
         self.eos_token_ids = set(self.tokenizer.eos_token_ids or self.model_config.eos_token_ids)

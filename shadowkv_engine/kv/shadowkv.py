@@ -228,8 +228,9 @@ class ShadowKV:
         exact_k, exact_v = self._read_exact_rows(layer)
         tail_k, tail_v = self.tail.read(layer, self.n_chunks * cfg.chunk_size, position + 1)
         slot_valid = (resident >= 0).repeat_interleave(cfg.chunk_size, dim=1)  # [H, K*C]
-        outlier_valid = torch.ones_like(slot_valid[:, : self.n_out * cfg.chunk_size])
-        tail_valid = torch.ones_like(slot_valid[:, : tail_k.shape[1]])
+        heads = slot_valid.shape[0]
+        outlier_valid = slot_valid.new_ones(heads, self.n_out * cfg.chunk_size)
+        tail_valid = slot_valid.new_ones(heads, tail_k.shape[1])
         mask = torch.cat([outlier_valid, slot_valid, tail_valid], dim=1)[:, None, :]
         return attend(q, torch.cat([exact_k, tail_k], 1), torch.cat([exact_v, tail_v], 1), mask)
 

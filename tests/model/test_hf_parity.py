@@ -1,0 +1,92 @@
+"""Our decoder against Hugging Face transformers on tiny random checkpoints (float32)."""
+import pytest
+import torch
+import transformers
+
+from shadowkv_engine import LLM, SamplingParams
+from shadowkv_engine.kv.batch import BatchAttention
+from shadowkv_engine.kv.dense import DenseKV
+from shadowkv_engine.kv.page_pool import PagePool
+from shadowkv_engine.kv.storage import KVStorage, PageLayout
+from shadowkv_engine.model.config import ModelConfig
+from shadowkv_engine.model.llama import LlamaForCausalLM
+from shadowkv_engine.model.loader import load_weights
+
+ARCHS = ["llama3", "qwen2", "mistral"]
+PROMPT_LENGTHS = [5, 23, 64, 301]
+
+
+def prompts(lengths, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(5, 1024, (n,), generator=g).tolist() for n in lengths]
+
+
+def hf_model(path):
+    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_next_token_logits_match_transformers(make_checkpoint, arch):
+    path = make_checkpoint(arch)
+    config = ModelConfig.from_pretrained(path)
+    ours = LlamaForCausalLM(config, 4096)
+    load_weights(ours, path, config.tie_word_embeddings)
+    layout = PageLayout(config.num_layers, config.num_kv_heads, config.head_dim, 16)
+    storage = KVStorage(layout, 64, 0, torch.float32, torch.device("cpu"), None)
+    pool = PagePool("gpu", 64)
+    batch = prompts(PROMPT_LENGTHS)
+    caches = [DenseKV(storage, pool, config.sliding_window) for _ in batch]
+    for cache, ids in zip(caches, batch):
+        cache.reserve(len(ids))
+    flat = torch.tensor(sum(batch, []))
+    positions = torch.cat([torch.arange(len(ids)) for ids in batch])
+    hidden = ours(flat, positions, BatchAttention(caches, [len(ids) for ids in batch]))
+    last = torch.tensor(PROMPT_LENGTHS).cumsum(0) - 1
+    logits = ours.compute_logits(hidden[last])
+
+    reference = hf_model(path)
+    for row, ids in enumerate(batch):
+        with torch.no_grad():
+            expected = reference(torch.tensor([ids])).logits[0, -1]
+        error = (logits[row] - expected).norm() / expected.norm()
+        assert error < 1e-4, f"{arch}, prompt of {len(ids)} tokens: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_greedy_generation_is_token_identical(make_checkpoint, arch):
+    path = make_checkpoint(arch)
+    batch = prompts(PROMPT_LENGTHS, seed=1)
+    llm = LLM(model=str(path), device="cpu", attention="dense", num_gpu_blocks=256,
+              max_num_batched_tokens=128)
+    outputs = llm.generate(batch, SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True),
+                           use_tqdm=False)
+    reference = hf_model(path)
+    for ids, out in zip(batch, outputs):
+        with torch.no_grad():
+            expected = reference.generate(torch.tensor([ids]), max_new_tokens=40, do_sample=False,
+                                          eos_token_id=None, pad_token_id=0)[0, len(ids):]
+        assert out.prompt_token_ids == ids
+        assert out.outputs[0].token_ids == expected.tolist(), f"{arch}, prompt of {len(ids)}"
+        assert out.outputs[0].finish_reason == "length"
+
+
+def test_sharded_checkpoint_loads_like_single_file(make_checkpoint):
+    single = make_checkpoint("llama3")
+    sharded = make_checkpoint("llama3", shard_size="40KB")
+    assert (sharded / "model.safetensors.index.json").is_file()
+    assert len(list(sharded.glob("model-*.safetensors"))) > 1
+    params = SamplingParams(temperature=0.0, max_tokens=16, ignore_eos=True)
+    ids = prompts([50], seed=3)
+    a = LLM(model=str(single), device="cpu", num_gpu_blocks=64).generate(ids, params)
+    b = LLM(model=str(sharded), device="cpu", num_gpu_blocks=64).generate(ids, params)
+    assert a[0].outputs[0].token_ids == b[0].outputs[0].token_ids
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_generates(make_checkpoint, dtype):
+    path = make_checkpoint("qwen2")
+    llm = LLM(model=str(path), device="cpu", dtype=dtype, num_gpu_blocks=64)
+    out = llm.generate(prompts([40]), SamplingParams(temperature=0.0, max_tokens=8,
+                                                     ignore_eos=True))[0]
+    assert len(out.outputs[0].token_ids) == 8
+    assert llm.engine.runner.dtype == getattr(torch, dtype)
