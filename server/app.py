@@ -66,8 +66,8 @@ def build_app(config: EngineConfig, engine=None) -> FastAPI:
 
     @app.get("/health")
     async def health():
-        if state.phase != "ready":
-            return error_response(503, f"Service unavailable: {state.phase}.")
+        if state.status != "ready":
+            return error_response(503, f"Service unavailable: {state.status}.")
         return Response(status_code=200)
 
     @app.get("/v1/models")

@@ -44,7 +44,8 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request):
                                         state.inflight.open(engine, prompt, params, "chatcmpl"))
     if stream is None:
         return client_gone()
-    header = {"id": stream.request_id, "created": now(), "model": state.model_name}
+    header = {"id": stream.request_id, "object": "chat.completion", "created": now(),
+              "model": state.model_name}
     if body.stream:
         return EventStreamResponse(stream_events(_chunks(stream, header, body)))
     output = await cancel_on_disconnect(request, stream.final())
@@ -59,7 +60,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request):
                         "message": {"role": "assistant", "content": choice.text},
                         "logprobs": logprobs, "finish_reason": choice.finish_reason,
                         "stop_reason": choice.stop_reason})
-    return {**header, "object": "chat.completion", "choices": choices, "usage": usage(output)}
+    return {**header, "choices": choices, "usage": usage(output)}
 
 
 async def _chunks(stream: RequestStream, header: dict, body: ChatCompletionRequest):

@@ -81,7 +81,6 @@ def install_error_handlers(app: FastAPI):
     @app.exception_handler(EngineDeadError)
     async def engine_dead(request: Request, exc: EngineDeadError):
         logger.error("engine is dead: %s", exc)
-        request.app.state.server.phase = "failed"
         return error_response(500, f"The engine stopped on an internal error: {exc}")
 
     @app.exception_handler(HTTPException)

@@ -61,7 +61,7 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
     async def on_tick(self, counter: int) -> bool:
-        if self.state.phase == "failed":  # the engine failed to load or died: nothing to serve
+        if self.state.status == "failed":  # the engine failed to load or died: nothing to serve
             self.failed = True
             return True
         return await super().on_tick(counter)

@@ -26,12 +26,19 @@ class ServerState:
     def model_name(self) -> str:
         return self.engine.model_name if self.engine is not None else self.config.model_name
 
+    @property
+    def status(self) -> str:
+        """The phase, where an engine whose loop died counts as failed."""
+        if self.engine is not None and self.engine.is_dead:
+            return "failed"
+        return self.phase
+
     def ready_engine(self):
         """The engine, if this server takes new requests now; else a 503 for the caller."""
-        if self.phase != "ready":
+        if self.status != "ready":
             reason = {"starting": "the model is still loading",
                       "draining": "the server is shutting down",
-                      "failed": "the engine failed"}[self.phase]
+                      "failed": "the engine failed"}[self.status]
             raise APIError(503, f"Service unavailable: {reason}.")
         return self.engine
 

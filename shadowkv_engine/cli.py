@@ -113,7 +113,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from .llm import LLM
     from .sampling_params import SamplingParams
 
-    llm = LLM(config=engine_config(args))
+    llm = LLM(**engine_config(args).to_dict())
     params = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens)
     output = llm.generate([args.prompt], params)[0]
     print(output.outputs[0].text)
