@@ -8,6 +8,9 @@ import torch
 from shadowkv_engine.demo_model import ensure_demo_model
 
 GPU_AVAILABLE = torch.cuda.is_available()
+# Tiny models: thread start-up costs more than it saves, and oversubscribed OpenMP threads on a
+# 2-core machine slow small matmuls twentyfold.
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -82,14 +82,14 @@ def run_fidelity(context: int = 8192, cfg: ShadowKVConfig | None = None, kv_head
         values = torch.cat([values, new_v])
         exact = attend(q, k_post.transpose(0, 1), values.transpose(0, 1))
         if first is None:
-            first = (out, exact, q, kv.cache.resident[0].clone())
+            first = (out, exact, q, kv.cache.resident[0].clone(), kv.cache.n_chunks)
 
     shadow = kv.cache
-    out, exact, q, resident = first
+    out, exact, q, resident, compressed_chunks = first
     error = float((out - exact).norm() / exact.norm())
     selected = [set(resident[h][resident[h] >= 0].tolist()) for h in range(kv_heads)]
     outliers = [set(shadow.outlier_ids[0, h].tolist()) for h in range(kv_heads)]
-    recall = _topk_recall(q, k_post[:context], cfg, selected, outliers, num_chunks)
+    recall = _topk_recall(q, k_post[:context], cfg, selected, outliers, compressed_chunks)
     found = sum(int(c in selected[h] or c in outliers[h]) for h in range(kv_heads)
                 for c in needles.tolist())
     selected_total, hits, _ = shadow.counters.tolist()
@@ -100,11 +100,13 @@ def run_fidelity(context: int = 8192, cfg: ShadowKVConfig | None = None, kv_head
 
 
 def _topk_recall(q, keys, cfg, selected, outliers, num_chunks) -> float:
-    """Exact attention mass per chunk (max over the GQA group), top-k among non-outliers."""
+    """Exact attention mass per compressed chunk (max over the GQA group), top-k among the
+    non-outliers: the chunks selection chooses from."""
     heads, dim = keys.shape[1], keys.shape[2]
     group = q.shape[1] // heads
     qh = q[0].view(heads, group, dim)
     probs = torch.softmax(torch.einsum("hgd,shd->hgs", qh, keys) / dim ** 0.5, dim=-1)
+    # (the softmax runs over every key; the mass kept is that of the compressed chunks)
     mass = probs[..., : num_chunks * cfg.chunk_size].view(heads, group, num_chunks, -1).sum(-1)
     mass = mass.amax(dim=1)
     recalls = []

@@ -1,0 +1,133 @@
+"""Continuous batching: batched output equals solo output, preemption is invisible, memory returns."""
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shadowkv_engine.config import EngineConfig
+from shadowkv_engine.engine.llm_engine import LLMEngine
+from shadowkv_engine.errors import RequestTooLargeError
+from shadowkv_engine.sampling_params import SamplingParams
+
+SPARSE = dict(rank=16, chunk_size=8, sparse_budget=64, outlier_chunks=2, local_chunks=2,
+              min_context_len=128)
+LENGTHS = [40, 300, 17, 700, 150]
+ARRIVAL_STEPS = [0, 0, 2, 3, 7]
+
+
+def prompt(length, seed):
+    return torch.randint(5, 1024, (length,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def engine(path, attention, **options):
+    options = {"num_gpu_blocks": 1024, "num_cpu_blocks": 256, "max_num_batched_tokens": 256,
+               **options}
+    return LLMEngine(EngineConfig(model=str(path), device="cpu", attention=attention,
+                                  shadowkv=SPARSE, **options))
+
+
+def run(eng, requests, arrivals=None, abort_at=None):
+    """requests: {id: (prompt, params)}; arrivals: {id: step}; abort_at: {id: step}."""
+    arrivals = arrivals or {rid: 0 for rid in requests}
+    abort_at = abort_at or {}
+    finished, step = {}, 0
+    pending = dict(requests)
+    while pending or eng.has_unfinished_requests():
+        for rid in [r for r in pending if arrivals[r] <= step]:
+            eng.add_request(rid, *pending.pop(rid))
+        for rid, when in abort_at.items():
+            if when == step:
+                eng.abort_request(rid)
+        for out in eng.step():
+            if out.finished:
+                finished[out.request_id] = out
+        step += 1
+        assert step < 5000, "the engine stopped making progress"
+    return finished
+
+
+def greedy(n=24):
+    return SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True)
+
+
+@pytest.mark.parametrize("attention", ["dense", "shadowkv"])
+def test_batched_equals_one_at_a_time(make_checkpoint, attention):
+    path = make_checkpoint("llama3")
+    requests = {f"r{i}": (prompt(n, i), greedy()) for i, n in enumerate(LENGTHS)}
+    batched = run(engine(path, attention), requests,
+                  arrivals=dict(zip(requests, ARRIVAL_STEPS)))
+    solo_engine = engine(path, attention)
+    for rid, request in requests.items():
+        solo = run(solo_engine, {rid: request})[rid]
+        assert batched[rid].outputs[0].token_ids == solo.outputs[0].token_ids, rid
+    if attention == "shadowkv":
+        assert solo_engine.stats().shadowkv_chunks_selected_total > 0
+
+
+# Pools sized so the newest running sequence must be preempted while others grow. In ShadowKV
+# mode the victim is a compressed sequence: it is re-prefilled, re-compressed and replays its
+# generated tokens before it continues.
+PREEMPTION_CASES = {
+    "dense": (44, {"a": (100, 64), "b": (110, 64), "c": (300, 64)}),
+    "shadowkv": (38, {"b": (100, 300), "a": (300, 300)}),
+}
+
+
+@pytest.mark.parametrize("attention", ["dense", "shadowkv"])
+def test_preemption_keeps_outputs_identical(make_checkpoint, attention):
+    path = make_checkpoint("llama3")
+    blocks, shapes = PREEMPTION_CASES[attention]
+    requests = {rid: (prompt(n, i), greedy(m)) for i, (rid, (n, m)) in enumerate(shapes.items())}
+    roomy = run(engine(path, attention), requests)
+    tight = engine(path, attention, num_gpu_blocks=blocks)
+    squeezed = run(tight, requests)
+    assert tight.stats().num_preemptions_total > 0
+    for rid in requests:
+        assert squeezed[rid].outputs[0].token_ids == roomy[rid].outputs[0].token_ids, rid
+        assert squeezed[rid].outputs[0].finish_reason == "length"
+    stats = tight.stats()
+    assert stats.gpu_blocks_used == 0 and stats.cpu_blocks_used == 0
+
+
+def test_request_larger_than_pools_is_rejected_alone(make_checkpoint):
+    path = make_checkpoint("llama3")
+    eng = engine(path, "dense", num_gpu_blocks=20)
+    eng.add_request("ok", prompt(100, 1), greedy(8))
+    with pytest.raises(RequestTooLargeError, match="GPU KV pages"):
+        eng.add_request("huge", prompt(400, 2), greedy(8))
+    done = run(eng, {})
+    assert done["ok"].outputs[0].finish_reason == "length"
+    assert len(done["ok"].outputs[0].token_ids) == 8
+    assert "huge" not in done
+
+
+workload = st.lists(
+    st.tuples(st.integers(1, 400),  # prompt length
+              st.integers(1, 12),  # max tokens
+              st.integers(0, 6),  # arrival step
+              st.one_of(st.none(), st.integers(0, 12)),  # abort step
+              st.sampled_from([0.0, 0.8])),  # temperature
+    min_size=1, max_size=7)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(workload=workload, attention=st.sampled_from(["dense", "shadowkv"]))
+def test_random_workload_returns_every_page(make_checkpoint, workload, attention):
+    path = make_checkpoint("llama3")
+    eng = engine(path, attention, num_gpu_blocks=96, num_cpu_blocks=48, max_num_batched_tokens=96)
+    requests, arrivals, aborts = {}, {}, {}
+    for i, (length, max_tokens, arrival, abort, temperature) in enumerate(workload):
+        rid = f"w{i}"
+        requests[rid] = (prompt(length, i), SamplingParams(temperature=temperature,
+                                                           max_tokens=max_tokens, seed=i))
+        arrivals[rid] = arrival
+        if abort is not None:
+            aborts[rid] = arrival + abort
+    finished = run(eng, requests, arrivals, aborts)
+    for rid in requests:
+        if rid not in aborts:
+            assert finished[rid].outputs[0].finish_reason in ("stop", "length"), rid
+    stats = eng.stats()
+    assert stats.gpu_blocks_used == 0, "GPU pages leaked"
+    assert stats.cpu_blocks_used == 0, "CPU pages leaked"
+    assert stats.num_running == 0 and stats.num_waiting == 0

@@ -1,0 +1,122 @@
+"""ShadowKV is exact in the limit (full rank, budget covering the context), tail folding included,
+and its memory matches the documented formula."""
+import pytest
+import torch
+
+from shadowkv_engine import LLM, SamplingParams
+from shadowkv_engine.config import EngineConfig
+from shadowkv_engine.engine.llm_engine import LLMEngine
+
+# The test model's keys are 2 KV heads x 32 = 64 wide: rank 64 is full rank.
+EXACT = dict(rank=64, chunk_size=8, sparse_budget=2048, outlier_chunks=6, local_chunks=2,
+             min_context_len=0)
+PROMPT_LEN, NEW_TOKENS = 1500, 72
+
+
+def long_prompt(length, seed=0):
+    return torch.randint(5, 1024, (length,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def greedy(n):
+    return SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True)
+
+
+def test_full_rank_full_budget_equals_dense(make_checkpoint):
+    path = make_checkpoint("llama3")
+    prompts = [long_prompt(PROMPT_LEN, 0), long_prompt(PROMPT_LEN + 37, 1)]
+    dense = LLM(model=str(path), device="cpu", attention="dense", num_gpu_blocks=512,
+                max_num_batched_tokens=512).generate(prompts, greedy(NEW_TOKENS), use_tqdm=False)
+
+    engine = LLMEngine(EngineConfig(model=str(path), device="cpu", attention="shadowkv",
+                                    shadowkv=EXACT, num_gpu_blocks=1024, num_cpu_blocks=256,
+                                    max_num_batched_tokens=512))
+    for i, prompt in enumerate(prompts):
+        engine.add_request(str(i), prompt, greedy(NEW_TOKENS))
+    chunks_after_prefill, outputs = {}, {}
+    while engine.has_unfinished_requests():
+        for out in engine.step():
+            outputs[out.request_id] = out
+        for seq in engine.scheduler.running:
+            if seq.kv.compressed and seq.request_id not in chunks_after_prefill:
+                chunks_after_prefill[seq.request_id] = seq.kv.cache.n_chunks
+        for seq in engine.scheduler.running:
+            if seq.kv.compressed:
+                folded = seq.kv.cache.n_chunks - chunks_after_prefill[seq.request_id]
+                outputs.setdefault(f"folds-{seq.request_id}", folded)
+                outputs[f"folds-{seq.request_id}"] = max(outputs[f"folds-{seq.request_id}"],
+                                                         folded)
+
+    for i, expected in enumerate(dense):
+        got = outputs[str(i)].outputs[0].token_ids
+        assert got == expected.outputs[0].token_ids, f"prompt {i}: ShadowKV diverged from dense"
+        # tail of local_chunks*C = 16 exact tokens: a chunk is folded every 8 generated tokens
+        assert outputs[f"folds-{i}"] >= NEW_TOKENS // 8 - 2
+    stats = engine.stats()
+    assert stats.shadowkv_chunks_selected_total > 0
+    assert 0.9 <= stats.shadowkv_hit_rate <= 1.0  # the budget holds every chunk: all reused
+    assert stats.gpu_blocks_used == 0 and stats.cpu_blocks_used == 0
+
+
+def test_sparse_settings_run_and_report_hits(make_checkpoint):
+    path = make_checkpoint("llama3")
+    sparse = dict(rank=16, chunk_size=8, sparse_budget=128, outlier_chunks=4, local_chunks=2,
+                  min_context_len=256)
+    llm = LLM(model=str(path), device="cpu", attention="shadowkv", shadowkv=sparse,
+              num_gpu_blocks=512, num_cpu_blocks=256, max_num_batched_tokens=512)
+    out = llm.generate([long_prompt(1200), long_prompt(100, 2)], greedy(24), use_tqdm=False)
+    assert [len(o.outputs[0].token_ids) for o in out] == [24, 24]
+    stats = llm.engine.stats()
+    assert 0.0 < stats.shadowkv_hit_rate < 1.0
+    # each miss moves a chunk: 8 tokens x 2 layers... per layer per head 8*32 floats
+    assert stats.cpu_bytes_fetched_total > 0
+    assert stats.cpu_bytes_fetched_total % (8 * 32 * 4) == 0
+
+
+def test_short_prompts_stay_dense(make_checkpoint):
+    path = make_checkpoint("llama3")
+    engine = LLMEngine(EngineConfig(model=str(path), device="cpu", attention="shadowkv",
+                                    shadowkv=dict(EXACT, min_context_len=512), num_gpu_blocks=256,
+                                    num_cpu_blocks=64))
+    engine.add_request("short", long_prompt(300), greedy(4))
+    engine.step()
+    assert not engine.scheduler.running[0].kv.compressed
+
+
+@pytest.mark.parametrize("prompt_len", [400, 1111])
+def test_memory_matches_documented_formula(make_checkpoint, prompt_len):
+    """docs/shadowkv.md, "Memory per sequence"."""
+    path = make_checkpoint("llama3")
+    cfg = dict(rank=24, chunk_size=8, sparse_budget=256, outlier_chunks=5, local_chunks=3,
+               min_context_len=0)
+    engine = LLMEngine(EngineConfig(model=str(path), device="cpu", attention="shadowkv",
+                                    shadowkv=cfg, num_gpu_blocks=512, num_cpu_blocks=256,
+                                    block_size=16))
+    engine.add_request("r", long_prompt(prompt_len), greedy(30))
+    for _ in range(20):
+        engine.step()
+    seq = engine.scheduler.running[0]
+    shadow = seq.kv.cache
+    tokens = seq.kv.num_tokens
+    layers, heads, dim, bs, itemsize = 2, 2, 32, 16, 4
+    gpu_page = layers * 2 * heads * bs * dim * itemsize
+    cpu_page = layers * heads * bs * dim * itemsize
+    c = 8
+    n_chunks = (prompt_len - 3 * c) // c
+    n_chunks += (tokens - n_chunks * c - 3 * c) // c  # chunks folded since (tail >= local + C)
+    n_out = min(5, (prompt_len - 3 * c) // c)
+    tokens_per_u_page = (2 * heads * bs * dim) // 24
+    ceil = lambda a, b: -(-a // b)  # noqa: E731
+    tail_pages = len({p // bs for p in range(n_chunks * c, tokens)})
+    expected = {
+        "gpu_lowrank_bytes": ceil(tokens, tokens_per_u_page) * gpu_page,
+        "gpu_landmark_bytes": ceil(n_chunks, 2 * bs) * gpu_page,
+        "gpu_basis_bytes": ceil(24, 2 * bs) * gpu_page,
+        "gpu_exact_bytes": ceil((n_out + 256 // c) * c, bs) * gpu_page,
+        "gpu_tail_bytes": tail_pages * gpu_page,
+        "cpu_value_bytes": ceil(n_chunks * c, bs) * cpu_page,
+    }
+    assert shadow.memory() == expected
+    stats = engine.stats()
+    assert stats.gpu_blocks_used * gpu_page == sum(v for k, v in expected.items()
+                                                   if k.startswith("gpu"))
+    assert stats.cpu_blocks_used * cpu_page == expected["cpu_value_bytes"]
