@@ -3,6 +3,9 @@ import functools
 
 import torch
 
+# Head dims csrc/rebuild_keys.cu instantiates its kernel for; other dims use the twin.
+REBUILD_HEAD_DIMS = (64, 128, 256)
+
 
 @functools.cache
 def cuda_ops_available() -> bool:

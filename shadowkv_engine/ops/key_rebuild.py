@@ -5,7 +5,7 @@ all KV heads of a layer) and B_h [r, D] the head's slice of the basis. Float32 a
 """
 import torch
 
-from .extension import use_cuda_op
+from .extension import REBUILD_HEAD_DIMS, use_cuda_op
 from .paged import PagedTables
 from .value_gather import _lookup, slot_token_rows
 
@@ -16,7 +16,7 @@ def rebuild_keys(u_rows: torch.Tensor, basis: torch.Tensor, kv: torch.Tensor,
     """u_rows: [Pg, L, tokens_per_page, rank] coefficient pages; basis: [Pg, L, H, rows, D] basis
     pages (rows of B per head); kv: [Pg, L, 2, H, bs, D]; fetch: int32 [B, H, K]; inv_freq:
     float32 [D/2]. Writes kv[..., 0, ...] rows row_offset + slot*C + i."""
-    if use_cuda_op(kv, fetch):
+    if use_cuda_op(kv, fetch) and kv.shape[-1] in REBUILD_HEAD_DIMS:
         torch.ops.shadowkv.rebuild_keys(u_rows, basis, kv, tables.u_pages, tables.basis_pages,
                                         tables.slot_pages, tables.row_offset, fetch, inv_freq,
                                         layer, chunk_size, rank)

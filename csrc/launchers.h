@@ -1,0 +1,72 @@
+// Host entry points of the ShadowKV kernels, in plain C++ (no torch types), so that the kernel
+// sources build with nvcc alone and torch_bindings.cpp is the only file that sees torch.
+// Every launcher enqueues on `stream`, allocates nothing and never synchronizes, so the ops can
+// be captured in CUDA graphs. Strides are in elements of the tensor's dtype.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace shadowkv {
+
+enum class DType { kFloat32, kFloat16, kBFloat16 };
+
+// Hit/miss plan of one row per (sequence, KV head): see shadowkv_engine/ops/chunk_plan.py.
+struct PlanArgs {
+  const int32_t* resident;  // [rows, k]
+  const int32_t* selected;  // [rows, k]
+  int32_t* new_resident;    // [rows, k]
+  int32_t* fetch;           // [rows, k]
+  int32_t* hits;            // [rows]
+  int rows, k;
+};
+// Dynamic shared memory a plan of k slots needs; the caller checks it against the device limit.
+size_t plan_smem_bytes(int k);
+cudaError_t launch_plan_chunk_reuse(const PlanArgs& args, cudaStream_t stream);
+
+// Page tables shared by the value gather and the key rebuild (see ops/paged.py).
+struct SlotTables {
+  const int32_t* slot_pages;  // [batch, slot_cols] GPU pages of the exact rows
+  const int32_t* row_offset;  // [batch] first slot row
+  const int32_t* fetch;       // [batch, heads, slots] chunk id per slot, or -1
+  int slot_cols;
+  int batch, heads, slots, chunk_size, block_size;
+};
+
+// Copies the values of every fetched chunk from the pinned host store into the kv pages.
+struct GatherArgs {
+  const void* store;  // device-visible address of store[0, layer] (pinned host memory)
+  void* kv;           // kv[0, layer, 1]
+  const int32_t* store_pages;  // [batch, store_cols]
+  int store_cols;
+  int64_t store_page_stride, store_head_stride, store_row_stride;
+  int64_t kv_page_stride, kv_head_stride, kv_row_stride;
+  int row_bytes;  // head_dim * itemsize, a multiple of 16
+  int itemsize;
+  SlotTables t;
+};
+cudaError_t launch_gather_values(const GatherArgs& args, cudaStream_t stream);
+
+// Rebuilds post-RoPE keys of every fetched chunk: RoPE(u_t @ basis_h, t) into kv[.., 0, ..].
+struct RebuildArgs {
+  const void* u;      // u_rows[0, layer]
+  const void* basis;  // basis[0, layer]
+  void* kv;           // kv[0, layer, 0]
+  const float* inv_freq;       // [head_dim / 2]
+  const int32_t* u_pages;      // [batch, u_cols]
+  const int32_t* basis_pages;  // [batch, basis_cols]
+  int u_cols, basis_cols;
+  int64_t u_page_stride, u_row_stride;
+  int64_t basis_page_stride, basis_head_stride, basis_row_stride;
+  int64_t kv_page_stride, kv_head_stride, kv_row_stride;
+  int u_tokens_per_page, basis_rows_per_page, rank, head_dim;
+  bool u_aligned;  // coefficient rows start on 16-byte boundaries (vector loads allowed)
+  SlotTables t;
+};
+// Head dims with a compiled kernel.
+bool rebuild_supports_head_dim(int head_dim);
+size_t rebuild_smem_bytes(DType dtype, int head_dim);
+cudaError_t launch_rebuild_keys(const RebuildArgs& args, DType dtype, cudaStream_t stream);
+
+}  // namespace shadowkv

@@ -1,0 +1,256 @@
+// Fused key rebuild: for every fetched chunk, gather its tokens' low-rank coefficient rows,
+// multiply by the head's basis [rank, D] (float accumulation), rotate (RoPE, NeoX half split,
+// angle = float(position) * inv_freq in float32 like the twin) and write the post-RoPE keys into
+// the chunk's slot rows. Twin: shadowkv_engine/ops/key_rebuild.py.
+//
+// Block = one (sequence, KV head) and a segment of slots. It compacts the segment's fetched slots
+// (hits cost nothing), then runs 64-row tiles: rank slices of the coefficient rows and of the
+// basis stream through a two-stage cp.async pipeline into the tile product, whose float result is
+// staged in shared memory (aliasing the pipeline) so that RoPE can pair dimension d with d + D/2.
+// Any rank works (slices past it are zero-filled); rows that straddle pages are looked up per row.
+#include <cuda_runtime.h>
+
+#include "block_scan.cuh"
+#include "cp_async.cuh"
+#include "launchers.h"
+#include "tile_product.cuh"
+
+namespace shadowkv {
+namespace {
+
+constexpr int kMaxBlockRows = 256;  // rows of fetched chunks one block takes on at most
+
+template <typename T> __device__ __forceinline__ T from_float(float x);
+template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half_rn(x);
+}
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// Raw bits of one element: padding is all-zero bits in every float format.
+template <typename T>
+using Bits = std::conditional_t<sizeof(T) == 2, unsigned short, unsigned int>;
+
+template <typename T, int D>
+struct Smem {
+  static constexpr size_t kA = size_t(kTileRows) * lda<T>() * sizeof(T);
+  static constexpr size_t kB = size_t(kTileRank) * ldb<T, D>() * sizeof(T);
+  static constexpr size_t kStage = kA + kB;
+  static constexpr size_t kC = size_t(kTileRows) * ldc<D>() * sizeof(float);
+  static constexpr size_t kBytes = 2 * kStage > kC ? 2 * kStage : kC;
+};
+
+template <typename T, int D>
+__device__ void load_stage(const RebuildArgs& a, unsigned char* stage, const int64_t* row_u,
+                           const int32_t* basis_pages, int head, int kt) {
+  constexpr int kVec = 16 / int(sizeof(T));
+  T* sa = reinterpret_cast<T*>(stage);
+  T* sb = reinterpret_cast<T*>(stage + Smem<T, D>::kA);
+  const T* u = static_cast<const T*>(a.u);
+  const T* basis = static_cast<const T*>(a.basis);
+  const int col0 = kt * kTileRank;
+
+  constexpr int kAVecs = kTileRank / kVec;
+  for (int v = threadIdx.x; v < kTileRows * kAVecs; v += kTileThreads) {
+    const int r = v / kAVecs, col = col0 + (v % kAVecs) * kVec;
+    T* dst = sa + r * lda<T>() + (v % kAVecs) * kVec;
+    const int64_t off = row_u[r];
+    const bool valid = off >= 0 && col < a.rank;
+    if (a.u_aligned) {
+      const int n = valid ? min(kVec, a.rank - col) : 0;
+      cp_async16(dst, valid ? u + off + col : u, n * int(sizeof(T)));
+    } else {
+      const Bits<T>* src = reinterpret_cast<const Bits<T>*>(u + off + col);
+#pragma unroll
+      for (int e = 0; e < kVec; ++e)
+        reinterpret_cast<Bits<T>*>(dst)[e] = valid && col + e < a.rank ? src[e] : Bits<T>(0);
+    }
+  }
+
+  constexpr int kBVecs = D / kVec;
+  for (int v = threadIdx.x; v < kTileRank * kBVecs; v += kTileThreads) {
+    const int r = v / kBVecs, c = (v % kBVecs) * kVec;
+    const int j = col0 + r;
+    const T* src = basis;
+    int bytes = 0;
+    if (j < a.rank) {
+      const int64_t page = basis_pages[j / a.basis_rows_per_page];
+      src = basis + page * a.basis_page_stride + head * a.basis_head_stride +
+            int64_t(j % a.basis_rows_per_page) * a.basis_row_stride + c;
+      bytes = 16;
+    }
+    cp_async16(sb + r * ldb<T, D>() + c, src, bytes);
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kTileThreads) rebuild_kernel(RebuildArgs a, int block_slots) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ int64_t row_u[kTileRows];    // element offset of the row's coefficients, -1 = none
+  __shared__ int64_t row_dst[kTileRows];  // element offset of the row's key in kv
+  __shared__ int64_t row_token[kTileRows];
+  __shared__ int slot_list[kMaxBlockRows];
+  __shared__ int warp_totals[32];
+
+  const SlotTables& t = a.t;
+  const int head = blockIdx.y, b = blockIdx.z;
+  const int32_t* fetch = t.fetch + (int64_t(b) * t.heads + head) * t.slots;
+  const int first_slot = blockIdx.x * block_slots;
+
+  int num_fetched = 0;
+  for (int base = 0; base < block_slots; base += kTileThreads) {
+    const int s = first_slot + base + threadIdx.x;
+    const bool fetched = base + threadIdx.x < block_slots && s < t.slots && fetch[s] >= 0;
+    int total;
+    const int rank = block_exclusive_scan(fetched, warp_totals, total);
+    if (fetched) slot_list[num_fetched + rank] = s;
+    num_fetched += total;
+  }
+  if (num_fetched == 0) return;
+  __syncthreads();
+
+  const int32_t* u_pages = a.u_pages + int64_t(b) * a.u_cols;
+  const int32_t* basis_pages = a.basis_pages + int64_t(b) * a.basis_cols;
+  const int32_t* slot_pages = t.slot_pages + int64_t(b) * t.slot_cols;
+  const int64_t row_offset = t.row_offset[b];
+  const int num_rows = num_fetched * t.chunk_size;
+  const int num_k_tiles = (a.rank + kTileRank - 1) / kTileRank;
+  float* sc = reinterpret_cast<float*>(smem);
+  T* kv = static_cast<T*>(a.kv);
+
+  for (int tile0 = 0; tile0 < num_rows; tile0 += kTileRows) {
+    const int tile_rows = min(kTileRows, num_rows - tile0);
+    if (threadIdx.x < kTileRows) {
+      const int r = threadIdx.x;
+      row_u[r] = -1;
+      if (r < tile_rows) {
+        const int q = (tile0 + r) / t.chunk_size, i = (tile0 + r) % t.chunk_size;
+        const int slot = slot_list[q];
+        const int64_t token = int64_t(fetch[slot]) * t.chunk_size + i;
+        row_u[r] = int64_t(u_pages[token / a.u_tokens_per_page]) * a.u_page_stride +
+                   (token % a.u_tokens_per_page) * a.u_row_stride;
+        row_token[r] = token;
+        const int64_t row = row_offset + int64_t(slot) * t.chunk_size + i;
+        row_dst[r] = int64_t(slot_pages[row / t.block_size]) * a.kv_page_stride +
+                     head * a.kv_head_stride + (row % t.block_size) * a.kv_row_stride;
+      }
+    }
+    __syncthreads();
+
+    TileProduct<T, D> product;
+    product.zero();
+    load_stage<T, D>(a, smem, row_u, basis_pages, head, 0);
+    cp_async_commit();
+    for (int kt = 0; kt < num_k_tiles; ++kt) {
+      if (kt + 1 < num_k_tiles) {
+        unsigned char* next = smem + ((kt + 1) & 1) * Smem<T, D>::kStage;
+        load_stage<T, D>(a, next, row_u, basis_pages, head, kt + 1);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
+      const unsigned char* stage = smem + (kt & 1) * Smem<T, D>::kStage;
+      product.step(reinterpret_cast<const T*>(stage),
+                   reinterpret_cast<const T*>(stage + Smem<T, D>::kA), tile_rows);
+      __syncthreads();  // the stage is refilled next iteration; sc aliases both after the loop
+    }
+    product.store(sc);
+    __syncthreads();
+
+    // RoPE: each thread takes 8 dims of the first half and their partners in the second half.
+    constexpr int kHalf = D / 2, kGroups = kHalf / 8;
+    for (int v = threadIdx.x; v < kTileRows * kGroups; v += kTileThreads) {
+      const int r = v / kGroups, d0 = (v % kGroups) * 8;
+      if (r >= tile_rows) continue;
+      const float position = static_cast<float>(row_token[r]);
+      const float* key = sc + r * ldc<D>();
+      alignas(16) T lo[8], hi[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        float s, c;
+        sincosf(position * __ldg(a.inv_freq + d0 + e), &s, &c);
+        const float x = key[d0 + e], y = key[d0 + e + kHalf];
+        lo[e] = from_float<T>(x * c - y * s);
+        hi[e] = from_float<T>(y * c + x * s);
+      }
+      T* dst = kv + row_dst[r] + d0;
+#pragma unroll
+      for (int w = 0; w < int(sizeof(lo)) / 16; ++w) {
+        reinterpret_cast<uint4*>(dst)[w] = reinterpret_cast<const uint4*>(lo)[w];
+        reinterpret_cast<uint4*>(dst + kHalf)[w] = reinterpret_cast<const uint4*>(hi)[w];
+      }
+    }
+    __syncthreads();  // row info and sc are rewritten by the next tile
+  }
+}
+
+template <typename T, int D>
+cudaError_t launch(const RebuildArgs& a, cudaStream_t stream) {
+  const size_t smem = Smem<T, D>::kBytes;
+  if (smem > 48 * 1024) {
+    cudaError_t err = cudaFuncSetAttribute(rebuild_kernel<T, D>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (err != cudaSuccess) return err;
+  }
+  int device = 0, sms = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err != cudaSuccess) return err;
+  // Big blocks amortize the per-tile setup; small batches take one tile per block to fill the GPU.
+  const int64_t rows = int64_t(a.t.batch) * a.t.heads * a.t.slots * a.t.chunk_size;
+  const int block_rows = rows >= int64_t(sms) * 8 * kMaxBlockRows ? kMaxBlockRows : kTileRows;
+  const int block_slots = block_rows / a.t.chunk_size > 0 ? block_rows / a.t.chunk_size : 1;
+  const dim3 grid((a.t.slots + block_slots - 1) / block_slots, a.t.heads, a.t.batch);
+  rebuild_kernel<T, D><<<grid, kTileThreads, smem, stream>>>(a, block_slots);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_for_dim(const RebuildArgs& a, cudaStream_t stream) {
+  switch (a.head_dim) {
+    case 64: return launch<T, 64>(a, stream);
+    case 128: return launch<T, 128>(a, stream);
+    case 256: return launch<T, 256>(a, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+template <typename T>
+size_t smem_for_dim(int head_dim) {
+  switch (head_dim) {
+    case 64: return Smem<T, 64>::kBytes;
+    case 128: return Smem<T, 128>::kBytes;
+    case 256: return Smem<T, 256>::kBytes;
+    default: return 0;
+  }
+}
+
+}  // namespace
+
+bool rebuild_supports_head_dim(int head_dim) {
+  return head_dim == 64 || head_dim == 128 || head_dim == 256;
+}
+
+size_t rebuild_smem_bytes(DType dtype, int head_dim) {
+  switch (dtype) {
+    case DType::kFloat32: return smem_for_dim<float>(head_dim);
+    case DType::kFloat16: return smem_for_dim<__half>(head_dim);
+    default: return smem_for_dim<__nv_bfloat16>(head_dim);
+  }
+}
+
+cudaError_t launch_rebuild_keys(const RebuildArgs& a, DType dtype, cudaStream_t stream) {
+  if (int64_t(a.t.batch) * a.t.heads * a.t.slots == 0) return cudaSuccess;
+  switch (dtype) {
+    case DType::kFloat32: return launch_for_dim<float>(a, stream);
+    case DType::kFloat16: return launch_for_dim<__half>(a, stream);
+    default: return launch_for_dim<__nv_bfloat16>(a, stream);
+  }
+}
+
+}  // namespace shadowkv

@@ -1,0 +1,233 @@
+// torch op registration of the ShadowKV kernels (torch.ops.shadowkv.*): argument checks, tensor
+// to raw-pointer translation, and the launch on the current stream. Only metadata is inspected
+// here (no host sync, no allocation besides returned outputs), so the ops can be captured in CUDA
+// graphs. Semantics are those of the plain-torch twins in shadowkv_engine/ops/.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "launchers.h"
+
+namespace shadowkv {
+namespace {
+
+void check_launch(cudaError_t err, const char* op) {
+  TORCH_CHECK(err == cudaSuccess, "shadowkv.", op, ": CUDA error: ", cudaGetErrorString(err));
+}
+
+// Attributes are read per call (cudaDeviceGetAttribute is cheap and sync-free), so the ops
+// follow whichever device the tensors are on.
+int device_attribute(cudaDeviceAttr attr) {
+  int device = 0, value = 0;
+  check_launch(cudaGetDevice(&device), "device query");
+  check_launch(cudaDeviceGetAttribute(&value, attr, device), "device query");
+  return value;
+}
+
+size_t max_block_smem() {
+  return static_cast<size_t>(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
+}
+
+void check_int_table(const at::Tensor& t, const char* name, int64_t dims) {
+  TORCH_CHECK(t.is_cuda() && t.scalar_type() == at::kInt && t.dim() == dims && t.is_contiguous(),
+              name, " must be a contiguous int32 CUDA tensor with ", dims, " dims, got ",
+              t.scalar_type(), " ", t.sizes(), " on ", t.device());
+}
+
+void check_aligned(const at::Tensor& t, const char* name, std::initializer_list<int64_t> dims) {
+  const int64_t item = t.element_size();
+  TORCH_CHECK(t.stride(-1) == 1, name, " must have a contiguous last dim");
+  for (int64_t d : dims)
+    TORCH_CHECK(t.stride(d) * item % 16 == 0, name, ": stride of dim ", d, " must be a multiple "
+                "of 16 bytes for vector access, got ", t.stride(d) * item);
+}
+
+DType dtype_of(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return DType::kFloat32;
+    case at::kHalf: return DType::kFloat16;
+    case at::kBFloat16: return DType::kBFloat16;
+    default: TORCH_CHECK(false, "shadowkv: unsupported dtype ", t.scalar_type());
+  }
+}
+
+// fetch [B, H, K] plus the slot tables, checked against kv [Pg, L, 2, H, bs, D].
+SlotTables slot_tables(const at::Tensor& kv, const at::Tensor& slot_pages,
+                       const at::Tensor& row_offset, const at::Tensor& fetch, int64_t chunk_size) {
+  check_int_table(fetch, "fetch", 3);
+  check_int_table(slot_pages, "slot_pages", 2);
+  check_int_table(row_offset, "row_offset", 1);
+  const int64_t batch = fetch.size(0), heads = fetch.size(1), block_size = kv.size(4);
+  TORCH_CHECK(heads == kv.size(3), "fetch has ", heads, " heads, kv has ", kv.size(3));
+  TORCH_CHECK(slot_pages.size(0) == batch && row_offset.size(0) == batch,
+              "slot_pages and row_offset must have one row per sequence (", batch, ")");
+  TORCH_CHECK(chunk_size > 0, "chunk_size must be positive, got ", chunk_size);
+  SlotTables t;
+  t.slot_pages = slot_pages.data_ptr<int32_t>();
+  t.row_offset = row_offset.data_ptr<int32_t>();
+  t.fetch = fetch.data_ptr<int32_t>();
+  t.slot_cols = static_cast<int>(slot_pages.size(1));
+  t.batch = static_cast<int>(batch);
+  t.heads = static_cast<int>(heads);
+  t.slots = static_cast<int>(fetch.size(2));
+  t.chunk_size = static_cast<int>(chunk_size);
+  t.block_size = static_cast<int>(block_size);
+  return t;
+}
+
+void check_kv(const at::Tensor& kv, int64_t layer) {
+  TORCH_CHECK(kv.is_cuda() && kv.dim() == 6 && kv.size(2) == 2,
+              "kv must be a CUDA tensor [pages, L, 2, H, block_size, D], got ", kv.sizes());
+  TORCH_CHECK(layer >= 0 && layer < kv.size(1), "layer ", layer, " out of range");
+  check_aligned(kv, "kv", {0, 1, 2, 3, 4});
+}
+
+// Where the GPU can read the pinned store: its own address under UVA, else the mapped alias.
+const void* device_view(const at::Tensor& store) {
+  const void* host = store.data_ptr();
+  if (device_attribute(cudaDevAttrUnifiedAddressing) &&
+      device_attribute(cudaDevAttrCanUseHostPointerForRegisteredMem))
+    return host;
+  void* dev = nullptr;
+  check_launch(cudaHostGetDevicePointer(&dev, const_cast<void*>(host), 0), "gather_values");
+  return dev;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> plan_chunk_reuse(const at::Tensor& resident,
+                                                                const at::Tensor& selected) {
+  check_int_table(resident, "resident", 2);
+  check_int_table(selected, "selected", 2);
+  TORCH_CHECK(resident.sizes() == selected.sizes(), "resident ", resident.sizes(),
+              " and selected ", selected.sizes(), " must have the same shape");
+  const c10::cuda::CUDAGuard guard(resident.device());
+  const int64_t rows = resident.size(0), k = resident.size(1);
+  const size_t smem = plan_smem_bytes(static_cast<int>(k));
+  TORCH_CHECK(smem <= max_block_smem(),
+              "shadowkv.plan_chunk_reuse: ", k, " slots need ", smem,
+              " bytes of shared memory, more than this device offers");
+  at::Tensor new_resident = at::empty_like(resident);
+  at::Tensor fetch = at::empty_like(resident);
+  at::Tensor hits = at::empty({rows}, resident.options());
+  PlanArgs a{resident.data_ptr<int32_t>(), selected.data_ptr<int32_t>(),
+             new_resident.data_ptr<int32_t>(), fetch.data_ptr<int32_t>(),
+             hits.data_ptr<int32_t>(), static_cast<int>(rows), static_cast<int>(k)};
+  check_launch(launch_plan_chunk_reuse(a, c10::cuda::getCurrentCUDAStream()), "plan_chunk_reuse");
+  return {new_resident, fetch, hits};
+}
+
+void gather_values(const at::Tensor& store, at::Tensor kv, const at::Tensor& store_pages,
+                   const at::Tensor& slot_pages, const at::Tensor& row_offset,
+                   const at::Tensor& fetch, int64_t layer, int64_t chunk_size) {
+  check_kv(kv, layer);
+  const c10::cuda::CUDAGuard guard(kv.device());
+  TORCH_CHECK(store.device().is_cpu() && store.is_pinned() && store.dim() == 5,
+              "store must be a pinned CPU tensor [pages, L, H, block_size, D]");
+  TORCH_CHECK(store.scalar_type() == kv.scalar_type(), "store and kv dtypes differ");
+  TORCH_CHECK(store.size(1) == kv.size(1) && store.size(2) == kv.size(3) &&
+              store.size(3) == kv.size(4) && store.size(4) == kv.size(5),
+              "store ", store.sizes(), " does not match kv ", kv.sizes());
+  check_aligned(store, "store", {0, 1, 2, 3});
+  check_int_table(store_pages, "store_pages", 2);
+  TORCH_CHECK(store_pages.size(0) == fetch.size(0), "store_pages needs one row per sequence");
+  const int64_t item = kv.element_size();
+  TORCH_CHECK(kv.size(5) * item % 16 == 0, "head_dim * itemsize must be a multiple of 16 bytes");
+
+  GatherArgs a;
+  a.t = slot_tables(kv, slot_pages, row_offset, fetch, chunk_size);
+  a.store = static_cast<const char*>(device_view(store)) + layer * store.stride(1) * item;
+  a.kv = static_cast<char*>(kv.data_ptr()) + (layer * kv.stride(1) + kv.stride(2)) * item;
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(a.store) % 16 == 0 &&
+              reinterpret_cast<uintptr_t>(a.kv) % 16 == 0, "store and kv must be 16-byte aligned");
+  a.store_pages = store_pages.data_ptr<int32_t>();
+  a.store_cols = static_cast<int>(store_pages.size(1));
+  a.store_page_stride = store.stride(0);
+  a.store_head_stride = store.stride(2);
+  a.store_row_stride = store.stride(3);
+  a.kv_page_stride = kv.stride(0);
+  a.kv_head_stride = kv.stride(3);
+  a.kv_row_stride = kv.stride(4);
+  a.row_bytes = static_cast<int>(kv.size(5) * item);
+  a.itemsize = static_cast<int>(item);
+  check_launch(launch_gather_values(a, c10::cuda::getCurrentCUDAStream()), "gather_values");
+}
+
+void rebuild_keys(const at::Tensor& u_rows, const at::Tensor& basis, at::Tensor kv,
+                  const at::Tensor& u_pages, const at::Tensor& basis_pages,
+                  const at::Tensor& slot_pages, const at::Tensor& row_offset,
+                  const at::Tensor& fetch, const at::Tensor& inv_freq, int64_t layer,
+                  int64_t chunk_size, int64_t rank) {
+  check_kv(kv, layer);
+  const c10::cuda::CUDAGuard guard(kv.device());
+  const int64_t heads = kv.size(3), head_dim = kv.size(5);
+  TORCH_CHECK(rebuild_supports_head_dim(static_cast<int>(head_dim)),
+              "shadowkv.rebuild_keys: head_dim ", head_dim, " has no kernel (64, 128, 256)");
+  TORCH_CHECK(u_rows.is_cuda() && u_rows.dim() == 4 && u_rows.scalar_type() == kv.scalar_type(),
+              "u_rows must be [pages, L, tokens_per_page, rank] of kv's dtype on CUDA");
+  TORCH_CHECK(rank >= 1 && rank <= u_rows.size(3), "rank ", rank, " exceeds u_rows' ",
+              u_rows.size(3));
+  TORCH_CHECK(u_rows.stride(3) == 1, "u_rows rows must be contiguous");
+  TORCH_CHECK(basis.is_cuda() && basis.dim() == 5 && basis.scalar_type() == kv.scalar_type() &&
+              basis.size(2) == heads && basis.size(4) == head_dim,
+              "basis must be [pages, L, H, rows, D] matching kv, got ", basis.sizes());
+  check_aligned(basis, "basis", {0, 1, 2, 3});
+  TORCH_CHECK(inv_freq.is_cuda() && inv_freq.scalar_type() == at::kFloat &&
+              inv_freq.is_contiguous() && inv_freq.numel() == head_dim / 2,
+              "inv_freq must be a contiguous float32 CUDA tensor of head_dim/2 entries");
+  check_int_table(u_pages, "u_pages", 2);
+  check_int_table(basis_pages, "basis_pages", 2);
+  TORCH_CHECK(u_pages.size(0) == fetch.size(0) && basis_pages.size(0) == fetch.size(0),
+              "u_pages and basis_pages need one row per sequence");
+  const DType dtype = dtype_of(kv);
+  const size_t smem = rebuild_smem_bytes(dtype, static_cast<int>(head_dim));
+  TORCH_CHECK(smem <= max_block_smem(),
+              "shadowkv.rebuild_keys: needs ", smem, " bytes of shared memory per block");
+  const int64_t item = kv.element_size();
+
+  RebuildArgs a;
+  a.t = slot_tables(kv, slot_pages, row_offset, fetch, chunk_size);
+  a.u = static_cast<const char*>(u_rows.data_ptr()) + layer * u_rows.stride(1) * item;
+  a.basis = static_cast<const char*>(basis.data_ptr()) + layer * basis.stride(1) * item;
+  a.kv = static_cast<char*>(kv.data_ptr()) + layer * kv.stride(1) * item;
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(a.basis) % 16 == 0 &&
+              reinterpret_cast<uintptr_t>(a.kv) % 16 == 0, "basis and kv must be 16-byte aligned");
+  a.u_aligned = reinterpret_cast<uintptr_t>(a.u) % 16 == 0 && u_rows.stride(0) * item % 16 == 0 &&
+                u_rows.stride(2) * item % 16 == 0;
+  a.inv_freq = inv_freq.data_ptr<float>();
+  a.u_pages = u_pages.data_ptr<int32_t>();
+  a.basis_pages = basis_pages.data_ptr<int32_t>();
+  a.u_cols = static_cast<int>(u_pages.size(1));
+  a.basis_cols = static_cast<int>(basis_pages.size(1));
+  a.u_page_stride = u_rows.stride(0);
+  a.u_row_stride = u_rows.stride(2);
+  a.basis_page_stride = basis.stride(0);
+  a.basis_head_stride = basis.stride(2);
+  a.basis_row_stride = basis.stride(3);
+  a.kv_page_stride = kv.stride(0);
+  a.kv_head_stride = kv.stride(3);
+  a.kv_row_stride = kv.stride(4);
+  a.u_tokens_per_page = static_cast<int>(u_rows.size(2));
+  a.basis_rows_per_page = static_cast<int>(basis.size(3));
+  a.rank = static_cast<int>(rank);
+  a.head_dim = static_cast<int>(head_dim);
+  check_launch(launch_rebuild_keys(a, dtype, c10::cuda::getCurrentCUDAStream()), "rebuild_keys");
+}
+
+}  // namespace
+
+TORCH_LIBRARY(shadowkv, m) {
+  m.def("plan_chunk_reuse(Tensor resident, Tensor selected) -> (Tensor, Tensor, Tensor)");
+  m.def("gather_values(Tensor store, Tensor(a!) kv, Tensor store_pages, Tensor slot_pages, "
+        "Tensor row_offset, Tensor fetch, int layer, int chunk_size) -> ()");
+  m.def("rebuild_keys(Tensor u_rows, Tensor basis, Tensor(a!) kv, Tensor u_pages, "
+        "Tensor basis_pages, Tensor slot_pages, Tensor row_offset, Tensor fetch, "
+        "Tensor inv_freq, int layer, int chunk_size, int rank) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(shadowkv, CUDA, m) {
+  m.impl("plan_chunk_reuse", &plan_chunk_reuse);
+  m.impl("gather_values", &gather_values);
+  m.impl("rebuild_keys", &rebuild_keys);
+}
+
+}  // namespace shadowkv
