@@ -1,12 +1,12 @@
 """The FastAPI app: OpenAI endpoints plus health, metrics and version, on one `AsyncEngine`."""
 import asyncio
-import importlib.metadata
 import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from shadowkv_engine import __version__
 from shadowkv_engine.config import EngineConfig
 
 from . import chat, completions
@@ -15,13 +15,6 @@ from .responses import now
 from .state import ServerState
 
 logger = logging.getLogger("shadowkv.server")
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("shadowkv-engine")
-    except importlib.metadata.PackageNotFoundError:  # run from a source checkout
-        return "unknown"
 
 
 async def _load_engine(state: ServerState):
@@ -73,7 +66,7 @@ def build_app(config: EngineConfig, engine=None) -> FastAPI:
     @app.get("/v1/models")
     async def models():
         if state.engine is None:
-            raise APIError(503, f"Service unavailable: {state.phase}.")
+            raise APIError(503, f"Service unavailable: {state.status}.")
         card = {"id": state.model_name, "object": "model", "created": now(),
                 "owned_by": "shadowkv", "root": str(state.config.model),
                 "max_model_len": state.engine.max_model_len}
@@ -81,7 +74,7 @@ def build_app(config: EngineConfig, engine=None) -> FastAPI:
 
     @app.get("/version")
     async def version():
-        return {"version": package_version()}
+        return {"version": __version__}
 
     @app.get("/metrics")
     async def metrics():

@@ -33,7 +33,7 @@ ENGINE_FLAG_HELP = {
     "served_model_name": "model name clients send and /v1/models shows",
 }
 SHADOWKV_FLAG_HELP = {
-    "rank": "SVD rank of the pre-RoPE keys",
+    "rank": "SVD rank of the pre-RoPE keys; None: the paper's 160 per 1024 key channels",
     "chunk_size": "tokens per chunk (landmark granularity)",
     "sparse_budget": "tokens attended from selected chunks per KV head",
     "outlier_chunks": "chunks per KV head kept exact",
@@ -152,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except (InvalidRequestError, FileNotFoundError) as e:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from shadowkv_engine import LLM, SamplingParams
 from shadowkv_engine.cli import build_parser, engine_config, main
 from shadowkv_engine.demo_model import DEMO_MODEL_NAME
 
@@ -52,6 +53,16 @@ def test_no_model_serves_the_demo(tmp_path, monkeypatch, caplog):
 def test_invalid_option_is_refused_clearly(tmp_path):
     with pytest.raises(ValueError, match="sparse_budget"):
         config_of(str(tmp_path), "--shadowkv-sparse-budget", "12")
+
+
+def test_generate_prints_the_completion(demo_model, capsys):
+    options = ["--device", "cpu", "--num-gpu-blocks", "64", "--num-cpu-blocks", "64"]
+    assert main(["generate", str(demo_model), "--prompt", "The river", "--max-tokens", "6",
+                 *options]) == 0
+    printed = capsys.readouterr().out
+    llm = LLM(model=str(demo_model), device="cpu", num_gpu_blocks=64, num_cpu_blocks=64)
+    expected = llm.generate("The river", SamplingParams(temperature=0.0, max_tokens=6))
+    assert printed == expected[0].outputs[0].text + "\n"
 
 
 def test_help_lists_the_subcommands(capsys):

@@ -3,6 +3,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from server_harness import MODEL_NAME, metrics
 
+from shadowkv_engine import __version__
+
 VLLM_GAUGES = ["vllm:num_requests_running", "vllm:num_requests_waiting",
                "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"]
 SHADOWKV_GAUGES = ["shadowkv:cpu_kv_usage_perc", "shadowkv:hit_rate"]
@@ -13,7 +15,7 @@ HISTOGRAMS = ["vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seco
 
 def test_health_and_version(base_url):
     assert httpx.get(f"{base_url}/health", timeout=10).status_code == 200
-    assert httpx.get(f"{base_url}/version", timeout=10).json()["version"]
+    assert httpx.get(f"{base_url}/version", timeout=10).json() == {"version": __version__}
 
 
 def test_models_lists_the_served_model_with_its_context_length(base_url, client):
