@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..config import EngineConfig
-from ..errors import EngineDeadError, QueueFullError
+from ..errors import EngineDeadError
 from ..outputs import RequestOutput
 from ..sampling_params import SamplingParams
 from .llm_engine import LLMEngine
@@ -24,7 +24,13 @@ class _Stream:
     outputs: asyncio.Queue
 
     def put(self, item) -> None:
-        self.loop.call_soon_threadsafe(self.outputs.put_nowait, item)
+        self.call(self.outputs.put_nowait, item)
+
+    def call(self, fn, *args) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the caller's event loop is closed: nobody is listening any more
 
 
 class AsyncEngine:
@@ -83,7 +89,8 @@ class AsyncEngine:
         self._commands.put(("abort", request_id))
 
     async def shutdown(self) -> None:
-        self._stopping = True
+        """Stops the engine loop after the commands already sent; unfinished requests are
+        aborted (their streams end with finish_reason "abort")."""
         self._commands.put(("stop",))
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 30)
 
@@ -97,6 +104,8 @@ class AsyncEngine:
                     with self._step_lock:
                         outputs = self.engine.step()
                     self._deliver(outputs)
+            for request_id in list(self._streams):
+                self._execute(("abort", request_id))
         except BaseException as e:  # the engine is unusable now: fail every open request
             logger.exception("engine loop died")
             self._dead = e
@@ -122,17 +131,14 @@ class AsyncEngine:
         if kind == "add":
             _, request_id, prompt, params, stream, accepted = command
             try:
-                limit = self.config.max_queued_requests
-                if limit is not None and len(self.engine.scheduler.waiting) >= limit:
-                    raise QueueFullError(
-                        f"the request queue is full ({limit} waiting); retry later")
                 with self._step_lock:
-                    self.engine.add_request(request_id, prompt, params)
+                    self.engine.add_request(request_id, prompt, params,
+                                            queue_limit=self.config.max_queued_requests)
             except Exception as e:  # bad input: the caller gets the error, the engine goes on
-                stream.loop.call_soon_threadsafe(_settle, accepted, e)
+                stream.call(_settle, accepted, e)
                 return
             self._streams[request_id] = stream
-            stream.loop.call_soon_threadsafe(_settle, accepted, None)
+            stream.call(_settle, accepted, None)
         elif kind == "abort":
             _, request_id = command
             stream = self._streams.pop(request_id, None)

@@ -1,0 +1,94 @@
+"""The asyncio engine the server runs on: streaming, aborts, a full queue."""
+import asyncio
+
+import pytest
+
+from shadowkv_engine import SamplingParams
+from shadowkv_engine.config import EngineConfig
+from shadowkv_engine.engine.async_engine import AsyncEngine
+from shadowkv_engine.errors import PromptTooLongError, QueueFullError
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, timeout=120))
+
+
+@pytest.fixture(scope="module")
+def model_path(make_checkpoint):
+    return str(make_checkpoint("llama3"))
+
+
+def async_engine(path, **options):
+    return AsyncEngine(EngineConfig(model=path, device="cpu", num_gpu_blocks=256,
+                                    num_cpu_blocks=64, max_model_len=1024, **options))
+
+
+def test_streams_cumulative_outputs_matching_offline(model_path):
+    from shadowkv_engine import LLM
+
+    params = SamplingParams(temperature=0.0, max_tokens=20, ignore_eos=True)
+    offline = LLM(model=model_path, device="cpu", num_gpu_blocks=256).generate(
+        ["stream me"], params, use_tqdm=False)[0].outputs[0]
+
+    async def main():
+        engine = async_engine(model_path)
+        seen = []
+        async for out in engine.generate("stream me", params, "s1"):
+            seen.append(out)
+        await engine.shutdown()
+        return seen
+
+    seen = run(main())
+    lengths = [len(o.outputs[0].token_ids) for o in seen]
+    assert lengths == sorted(lengths) and lengths[-1] == 20
+    assert all(not o.finished for o in seen[:-1]) and seen[-1].finished
+    texts = [o.outputs[0].text for o in seen]
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:]))
+    assert seen[-1].outputs[0].token_ids == offline.token_ids
+    assert texts[-1] == offline.text
+
+
+def test_closing_the_stream_aborts_and_frees_memory(model_path):
+    async def main():
+        engine = async_engine(model_path)
+        idle = engine.stats().gpu_blocks_used
+        stream = engine.generate("x " * 200, SamplingParams(max_tokens=500, ignore_eos=True),
+                                 "long")
+        async for out in stream:
+            if len(out.outputs[0].token_ids) >= 3:
+                break
+        await stream.aclose()
+        for _ in range(100):
+            stats = engine.stats()
+            if stats.num_running == 0 and stats.gpu_blocks_used == idle:
+                break
+            await asyncio.sleep(0.05)
+        await engine.shutdown()
+        return idle, stats
+
+    idle, stats = run(main())
+    assert stats.num_running == 0 and stats.num_waiting == 0
+    assert stats.gpu_blocks_used == idle == 0
+
+
+def test_full_queue_and_bad_requests_raise_before_streaming(model_path):
+    async def main():
+        engine = async_engine(model_path, max_num_seqs=1, max_queued_requests=1)
+        params = SamplingParams(max_tokens=300, ignore_eos=True)
+        running = engine.generate("first", params, "a")
+        await running.__anext__()  # "a" is running
+        queued = engine.generate("second", params, "b")
+        queued_task = asyncio.ensure_future(queued.__anext__())
+        await asyncio.sleep(0.2)  # "b" waits in the queue
+        with pytest.raises(QueueFullError):
+            await engine.generate("third", params, "c").__anext__()
+        with pytest.raises(PromptTooLongError):
+            await engine.generate("x", SamplingParams(max_tokens=5000), "d").__anext__()
+        await running.aclose()
+        await queued_task
+        await queued.aclose()
+        await engine.shutdown()
+        return engine.stats()
+
+    stats = run(main())
+    assert stats.num_running == 0 and stats.num_waiting == 0
