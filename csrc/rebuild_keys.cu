@@ -5,7 +5,7 @@
 //
 // Block = one (sequence, KV head) and a segment of slots. It compacts the segment's fetched slots
 // (hits cost nothing), then runs 64-row tiles: rank slices of the coefficient rows and of the
-// basis stream through a two-stage cp.async pipeline into the tile product, whose float result is
+// basis stream through a multistage cp.async pipeline into the tile product, whose float result is
 // staged in shared memory (aliasing the pipeline) so that RoPE can pair dimension d with d + D/2.
 // Any rank works (slices past it are zero-filled); rows that straddle pages are looked up per row.
 #include <cuda_runtime.h>
@@ -33,13 +33,19 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(f
 template <typename T>
 using Bits = std::conditional_t<sizeof(T) == 2, unsigned short, unsigned int>;
 
+// Pipeline depth: as many rank slices in flight (2 to 4) as fit in 48 KiB or in the float
+// output tile they alias, so that four blocks share an SM (the register budget allows four; at
+// 64 KiB only three would fit in 228 KiB) and each keeps several HBM round trips outstanding.
+// Float D = 256 needs 83 KiB: fits an A100 too.
 template <typename T, int D>
 struct Smem {
   static constexpr size_t kA = size_t(kTileRows) * lda<T>() * sizeof(T);
   static constexpr size_t kB = size_t(kTileRank) * ldb<T, D>() * sizeof(T);
   static constexpr size_t kStage = kA + kB;
   static constexpr size_t kC = size_t(kTileRows) * ldc<D>() * sizeof(float);
-  static constexpr size_t kBytes = 2 * kStage > kC ? 2 * kStage : kC;
+  static constexpr size_t kRoom = kC > 48 * 1024 ? kC : 48 * 1024;
+  static constexpr int kStages = kRoom / kStage > 4 ? 4 : (kRoom / kStage < 2 ? 2 : kRoom / kStage);
+  static constexpr size_t kBytes = kStages * kStage > kC ? kStages * kStage : kC;
 };
 
 template <typename T, int D>
@@ -139,25 +145,29 @@ __global__ void __launch_bounds__(kTileThreads) rebuild_kernel(RebuildArgs a, in
     }
     __syncthreads();
 
+    // Multistage pipeline: slice kt + S - 1 loads while slice kt is multiplied. One group is
+    // committed per slice, empty past the rank, so wait<S - 2> always means "slice kt landed".
+    constexpr int S = Smem<T, D>::kStages;
     TileProduct<T, D> product;
     product.zero();
-    load_stage<T, D>(a, smem, row_u, basis_pages, head, 0);
-    cp_async_commit();
+    for (int s = 0; s < S - 1; ++s) {
+      if (s < num_k_tiles)
+        load_stage<T, D>(a, smem + s * Smem<T, D>::kStage, row_u, basis_pages, head, s);
+      cp_async_commit();
+    }
     for (int kt = 0; kt < num_k_tiles; ++kt) {
-      if (kt + 1 < num_k_tiles) {
-        unsigned char* next = smem + ((kt + 1) & 1) * Smem<T, D>::kStage;
-        load_stage<T, D>(a, next, row_u, basis_pages, head, kt + 1);
-        cp_async_commit();
-        cp_async_wait<1>();
-      } else {
-        cp_async_wait<0>();
-      }
-      __syncthreads();
-      const unsigned char* stage = smem + (kt & 1) * Smem<T, D>::kStage;
+      cp_async_wait<S - 2>();
+      __syncthreads();  // slice kt visible to all; slice kt - 1's stage free for reuse
+      const int next = kt + S - 1;
+      if (next < num_k_tiles)
+        load_stage<T, D>(a, smem + (next % S) * Smem<T, D>::kStage, row_u, basis_pages, head, next);
+      cp_async_commit();
+      const unsigned char* stage = smem + (kt % S) * Smem<T, D>::kStage;
       product.step(reinterpret_cast<const T*>(stage),
                    reinterpret_cast<const T*>(stage + Smem<T, D>::kA), tile_rows);
-      __syncthreads();  // the stage is refilled next iteration; sc aliases both after the loop
     }
+    cp_async_wait<0>();
+    __syncthreads();  // sc aliases the stages
     product.store(sc);
     __syncthreads();
 

@@ -39,6 +39,7 @@ class PagedCase:
     layer: int
     chunk_size: int
     rank: int
+    num_chunks: int  # chunk ids the tables cover: a fetch must stay below it
 
     @property
     def kv(self):
@@ -94,7 +95,8 @@ def make_case(batch: int, heads: int, head_dim: int, chunk_size: int, budget: in
     if pin:
         store = store.pin_memory()
 
-    resident, selected = random_plan_inputs(batch * heads, k, tokens // chunk_size, overlap, gen)
+    num_chunks = tokens // chunk_size
+    resident, selected = random_plan_inputs(batch * heads, k, num_chunks, overlap, gen)
     fetch = plan_chunk_reuse_torch(resident, selected)[1].view(batch, heads, k)
     inv_freq = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2).float() / head_dim))
 
@@ -105,7 +107,7 @@ def make_case(batch: int, heads: int, head_dim: int, chunk_size: int, budget: in
                          slot_pages=dev(slot_pages), store_pages=dev(store_pages),
                          row_offset=dev(row_offset.int()))
     return PagedCase(layout, arena.to(device), store, tables, dev(fetch), dev(inv_freq),
-                     layer=layers - 1, chunk_size=chunk_size, rank=rank)
+                     layer=layers - 1, chunk_size=chunk_size, rank=rank, num_chunks=num_chunks)
 
 
 # Shapes the GPU tests sweep: (batch, GQA ratio, KV heads, chunk, head_dim, budget, rank).

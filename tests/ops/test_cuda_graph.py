@@ -36,7 +36,7 @@ def test_plan_rebuild_gather_replay_from_a_cuda_graph():
         step()
 
     gen = torch.Generator().manual_seed(7)
-    new_resident, new_selected = random_plan_inputs(batch * heads, k, 4 * k, 0.6, gen)
+    new_resident, new_selected = random_plan_inputs(batch * heads, k, case.num_chunks, 0.6, gen)
     resident.copy_(new_resident)
     selected.copy_(new_selected)
     want = case.arena.clone()
