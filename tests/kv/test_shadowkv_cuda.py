@@ -1,0 +1,44 @@
+"""The same ShadowKV path on a GPU: exact in the limit, and the sparse settings run in bf16 with
+the values in pinned host memory (through the CUDA ops where the extension is built)."""
+import pytest
+import torch
+
+from shadowkv_engine import LLM, SamplingParams
+
+pytestmark = pytest.mark.gpu
+
+EXACT = dict(rank=64, chunk_size=8, sparse_budget=2048, outlier_chunks=6, local_chunks=2,
+             min_context_len=0)
+
+
+def prompt(length, seed):
+    return torch.randint(5, 1024, (length,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def greedy(n):
+    return SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True)
+
+
+def test_exact_limit_on_cuda(make_checkpoint):
+    path = str(make_checkpoint("llama3"))
+    prompts = [prompt(1500, 0), prompt(1700, 1)]
+    common = dict(device="cuda", dtype="float32", num_gpu_blocks=1024, num_cpu_blocks=256)
+    dense = LLM(model=path, attention="dense", **common).generate(prompts, greedy(72))
+    shadow_llm = LLM(model=path, attention="shadowkv", shadowkv=EXACT, **common)
+    shadow = shadow_llm.generate(prompts, greedy(72))
+    assert shadow_llm.engine.blocks.storage.values.is_pinned()
+    for d, s in zip(dense, shadow):
+        assert s.outputs[0].token_ids == d.outputs[0].token_ids
+
+
+def test_sparse_bf16_on_cuda(make_checkpoint):
+    path = str(make_checkpoint("llama3"))
+    sparse = dict(rank=16, chunk_size=8, sparse_budget=128, outlier_chunks=4, local_chunks=2,
+                  min_context_len=256)
+    llm = LLM(model=path, device="cuda", dtype="bfloat16", attention="shadowkv", shadowkv=sparse,
+              num_gpu_blocks=1024, num_cpu_blocks=512)
+    out = llm.generate([prompt(3000, 2), prompt(900, 3), prompt(60, 4)], greedy(40))
+    assert [len(o.outputs[0].token_ids) for o in out] == [40, 40, 40]
+    stats = llm.engine.stats()
+    assert 0.0 < stats.shadowkv_hit_rate < 1.0 and stats.cpu_bytes_fetched_total > 0
+    assert stats.gpu_blocks_used == 0 and stats.cpu_blocks_used == 0
