@@ -131,3 +131,20 @@ def test_random_workload_returns_every_page(make_checkpoint, workload, attention
     assert stats.gpu_blocks_used == 0, "GPU pages leaked"
     assert stats.cpu_blocks_used == 0, "CPU pages leaked"
     assert stats.num_running == 0 and stats.num_waiting == 0
+
+
+def test_long_prefill_is_chunked_and_decodes_keep_going(make_checkpoint):
+    path = make_checkpoint("llama3")
+    eng = engine(path, "shadowkv", max_num_batched_tokens=64)
+    eng.add_request("chat", prompt(20, 1), greedy(40))
+    eng.step()  # "chat" prefilled; it decodes from now on
+    eng.add_request("document", prompt(1000, 2), greedy(4))
+    steps_with_chat_token = steps = 0
+    while "document" in eng.requests and eng.requests["document"].sequences[0].num_computed < 1000:
+        outputs = {o.request_id for o in eng.step()}
+        steps += 1
+        steps_with_chat_token += "chat" in outputs
+        document = eng.requests["document"].sequences[0]
+        assert document.num_computed <= 64 * steps  # never more than the step budget
+    assert steps >= 1000 // 64  # the prompt took many steps ...
+    assert steps_with_chat_token == steps  # ... and the decode produced a token in each of them
