@@ -37,7 +37,7 @@ class BlockManager:
         self.gpu_pool = PagePool("GPU KV", num_gpu_pages)
         self.cpu_pool = PagePool("CPU value", num_cpu_pages)
         # ShadowKV counters (chunks selected, hits, bytes fetched) of sequences already freed.
-        self.released_counters = torch.zeros(3, dtype=torch.long, device=device)
+        self.released_counters = [0, 0, 0]
 
     @staticmethod
     def page_counts(config: EngineConfig, model_config: ModelConfig, dtype: torch.dtype,
@@ -123,15 +123,19 @@ class BlockManager:
     def release(self, seq: Sequence) -> None:
         if seq.kv is not None:
             if seq.kv.compressed:
-                self.released_counters += seq.kv.cache.counters
+                self._add_counters(self.released_counters, seq.kv.cache.counters())
             seq.kv.free()
             seq.kv = None
 
     def shadowkv_counters(self, running: list[Sequence]) -> tuple[int, int, int]:
         """(chunks selected, chunk hits, value bytes fetched) over the engine's lifetime."""
-        total = self.released_counters.clone()
+        total = list(self.released_counters)
         for seq in running:
             if seq.kv is not None and seq.kv.compressed:
-                total += seq.kv.cache.counters
-        selected, hits, fetched = total.tolist()
-        return selected, hits, fetched
+                self._add_counters(total, seq.kv.cache.counters())
+        return tuple(total)
+
+    @staticmethod
+    def _add_counters(total: list[int], counters: tuple[int, int, int]) -> None:
+        for i, value in enumerate(counters):
+            total[i] += value

@@ -5,6 +5,7 @@ import torch
 
 from ..config import EngineConfig
 from ..kv.batch import BatchAttention
+from ..kv.storage import index_tensor
 from ..model.config import TORCH_DTYPES, ModelConfig
 from ..model.llama import LlamaForCausalLM
 from ..model.loader import load_weights
@@ -50,8 +51,8 @@ class ModelRunner:
             positions.extend(range(seq.num_computed, seq.num_computed + n))
             total += n
             ends.append(total - 1)
-        input_ids = torch.tensor(ids, dtype=torch.long, device=self.device)
-        pos = torch.tensor(positions, dtype=torch.long, device=self.device)
+        input_ids = index_tensor(ids, self.device)
+        pos = index_tensor(positions, self.device)
         attention = BatchAttention([s.kv for s in batch.sequences], batch.num_tokens)
         hidden = self.model(input_ids, pos, attention)
         for seq, n in zip(batch.sequences, batch.num_tokens):
@@ -59,5 +60,5 @@ class ModelRunner:
             seq.num_computed += n
         if not sample_rows:
             return torch.empty(0)
-        rows = torch.tensor([ends[i] for i in sample_rows], device=self.device)
+        rows = index_tensor([ends[i] for i in sample_rows], self.device)
         return self.model.compute_logits(hidden[rows]).cpu()

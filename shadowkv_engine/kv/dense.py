@@ -7,7 +7,7 @@ import torch
 
 from .attention import attend, causal_mask
 from .page_pool import PagePool
-from .storage import KVStorage
+from .storage import KVStorage, index_tensor
 
 
 class PagedTokens:
@@ -18,6 +18,8 @@ class PagedTokens:
         self.pages: dict[int, int] = {}
         self.first_position = 0
         self.num_tokens = 0
+        self._table: torch.Tensor | None = None  # device copy of the page ids, by page index
+        self._table_low = 0
 
     def pages_needed(self, num_new: int) -> int:
         if num_new <= 0:
@@ -32,10 +34,17 @@ class PagedTokens:
         for i in range(first, last + 1):
             if i not in self.pages:
                 self.pages[i] = self.pool.allocate()[0]
+                self._table = None
 
     def _page_table(self, first: int, last: int) -> torch.Tensor:
-        return torch.tensor([self.pages[i] for i in range(first, last + 1)],
-                            device=self.storage.device)
+        """Page ids of page indices first..last, from a device table rebuilt only when the
+        pages change (every block_size tokens), not at every layer of every step."""
+        if self._table is None:
+            self._table_low = min(self.pages)
+            self._table = index_tensor(
+                [self.pages[i] for i in range(self._table_low, max(self.pages) + 1)],
+                self.storage.device)
+        return self._table[first - self._table_low:last - self._table_low + 1]
 
     def write(self, layer: int, k: torch.Tensor, v: torch.Tensor, start: int) -> None:
         """k, v: [T, H, D] for positions start .. start+T-1."""
@@ -62,10 +71,12 @@ class PagedTokens:
         self.first_position = position
         dead = [i for i in self.pages if (i + 1) * self.block_size <= position]
         self.pool.free(self.pages.pop(i) for i in dead)
+        self._table = None
 
     def free(self) -> None:
         self.pool.free(self.pages.values())
         self.pages.clear()
+        self._table = None
 
 
 class DenseKV:

@@ -22,8 +22,9 @@ from ..config import ShadowKVConfig
 from ..model.rope import RotaryEmbedding, undo_rope
 from .attention import attend
 from .dense import PagedTokens
+from .page_list import PageList
 from .page_pool import PagePool
-from .storage import KVStorage
+from .storage import KVStorage, index_tensor
 
 
 def chunk_counts(num_tokens: int, cfg: ShadowKVConfig) -> tuple[int, int]:
@@ -44,19 +45,20 @@ class ShadowKV:
         self.rows_per_page = layout.head_rows_per_page
         self.u_per_page = layout.u_tokens_per_page(cfg.rank)
         self.n_chunks, self.n_out = chunk_counts(tail.num_tokens, cfg)
-        self.u_pages: list[int] = []
-        self.lm_pages: list[int] = []
-        self.basis_pages: list[int] = []
-        self.exact_pages: list[int] = []
-        self.cpu_pages: list[int] = []
-        self._tables = None
         device = storage.device
+        self.u_pages = PageList(device)  # coefficient rows, by token position
+        self.lm_pages = PageList(device)  # landmarks, by chunk id
+        self.basis_pages = PageList(device)  # basis rows [H, rank, D]
+        self.exact_pages = PageList(device)  # outlier rows, then the selected-chunk slots
+        self.cpu_pages = PageList(storage.values.device)  # offloaded values, by token position
+        self._tables = None
         shape = (layout.num_layers, layout.num_kv_heads)
         self.resident = torch.full(shape + (cfg.budget_chunks,), -1, dtype=torch.int32,
                                    device=device)
         self.outlier_ids = torch.zeros(shape + (self.n_out,), dtype=torch.long, device=device)
-        # Counters stay on the device so the decode step needs no host sync to keep them.
-        self.counters = torch.zeros(3, dtype=torch.long, device=device)  # selected, hits, bytes
+        # Hits and bytes stay on the device so the decode step needs no host sync to count.
+        self.device_counters = torch.zeros(2, dtype=torch.long, device=device)  # hits, bytes
+        self.chunks_selected = 0
 
     # ---- sizes -----------------------------------------------------------------------------
     @staticmethod
@@ -95,21 +97,28 @@ class ShadowKV:
             if self.n_chunks * self.cfg.chunk_size // self.block_size >= len(self.cpu_pages):
                 self._grow(self.cpu_pages, self.cpu_pool)
 
-    def _grow(self, pages: list[int], pool: PagePool, count: int = 1) -> None:
+    def _grow(self, pages: PageList, pool: PagePool, count: int = 1) -> None:
         pages.extend(pool.allocate(count))
         self._tables = None
 
     def tables(self) -> ops.PagedTables:
+        """The page tables the ops take (a batch of one), rebuilt only when pages are added."""
         if self._tables is None:
-            def table(pages):
-                return torch.tensor([pages or [0]], dtype=torch.int32, device=self.storage.device)
+            device = self.storage.device
+
+            def table(pages: PageList):
+                return pages.tensor().to(device, torch.int32)[None]
 
             self._tables = ops.PagedTables(
                 u_pages=table(self.u_pages), basis_pages=table(self.basis_pages),
                 slot_pages=table(self.exact_pages), store_pages=table(self.cpu_pages),
-                row_offset=torch.tensor([self.n_out * self.cfg.chunk_size], dtype=torch.int32,
-                                        device=self.storage.device))
+                row_offset=index_tensor([self.n_out * self.cfg.chunk_size], device).int())
         return self._tables
+
+    def counters(self) -> tuple[int, int, int]:
+        """(chunks selected, hits, value bytes fetched) so far; reads the device."""
+        hits, fetched = self.device_counters.tolist()
+        return self.chunks_selected, hits, fetched
 
     # ---- compression (end of prefill) ------------------------------------------------------
     def compress(self) -> None:
@@ -122,7 +131,7 @@ class ShadowKV:
         self._grow(self.basis_pages, self.gpu_pool, _ceil(cfg.rank, self.rows_per_page))
         exact_rows = (self.n_out + cfg.budget_chunks) * c
         self._grow(self.exact_pages, self.gpu_pool, _ceil(exact_rows, self.block_size))
-        self.storage.arena[self.exact_pages] = 0  # empty slots are masked, but must be finite
+        self.storage.arena[self.exact_pages.tensor()] = 0  # empty slots are masked, but must be finite
         self._grow(self.cpu_pages, self.cpu_pool, _ceil(compressed, self.block_size))
         positions = torch.arange(num_tokens, device=self.storage.device)
         cos, sin = self.rotary.cos_sin(positions, torch.float32)
@@ -147,21 +156,21 @@ class ShadowKV:
 
     def _write_coefficients(self, layer: int, start: int, coeffs: torch.Tensor) -> None:
         positions = torch.arange(start, start + coeffs.shape[0], device=coeffs.device)
-        pages = torch.tensor(self.u_pages, device=coeffs.device)[positions // self.u_per_page]
+        pages = self.u_pages.tensor()[positions // self.u_per_page]
         self.storage.u_rows[pages, layer, positions % self.u_per_page] = coeffs.to(
             self.storage.dtype)
 
-    def _write_head_rows(self, page_list: list[int], layer: int, start: int,
+    def _write_head_rows(self, page_list: PageList, layer: int, start: int,
                          rows: torch.Tensor) -> None:
         """rows: [H, n, D] written at per-head rows start..start+n-1 of the given pages."""
         index = torch.arange(start, start + rows.shape[1], device=rows.device)
-        pages = torch.tensor(page_list, device=rows.device)[index // self.rows_per_page]
+        pages = page_list.tensor()[index // self.rows_per_page]
         view = self.storage.head_rows
         view[pages, layer, :, index % self.rows_per_page] = rows.transpose(0, 1).to(view.dtype)
 
-    def _read_head_rows(self, page_list: list[int], layer: int, count: int) -> torch.Tensor:
+    def _read_head_rows(self, page_list: PageList, layer: int, count: int) -> torch.Tensor:
         n = _ceil(count, self.rows_per_page)
-        pages = torch.tensor(page_list[:n], device=self.storage.device)
+        pages = page_list.tensor()[:n]
         rows = self.storage.head_rows[pages, layer]  # [n, H, rows, D]
         heads, dim = rows.shape[1], rows.shape[3]
         return rows.transpose(0, 1).reshape(heads, n * self.rows_per_page, dim)[:, :count]
@@ -173,8 +182,8 @@ class ShadowKV:
         landmarks = keys.float().view(heads, -1, c, dim).mean(dim=2)
         self._write_head_rows(self.lm_pages, layer, first_chunk, landmarks)
         start = first_chunk * c
-        positions = torch.arange(start, start + values.shape[1])
-        pages = torch.tensor(self.cpu_pages)[positions // self.block_size]
+        positions = torch.arange(start, start + values.shape[1], device=self.cpu_pages.device)
+        pages = self.cpu_pages.tensor()[positions // self.block_size]
         self.storage.values[pages, layer, :, positions % self.block_size] = (
             values.transpose(0, 1).to("cpu", self.storage.dtype))
 
@@ -193,7 +202,7 @@ class ShadowKV:
 
     def _write_exact_rows(self, layer, start, k, v):
         index = torch.arange(start, start + k.shape[1], device=k.device)
-        pages = torch.tensor(self.exact_pages, device=k.device)[index // self.block_size]
+        pages = self.exact_pages.tensor()[index // self.block_size]
         offsets = index % self.block_size
         self.storage.kv[pages, layer, 0, :, offsets] = k.transpose(0, 1)
         self.storage.kv[pages, layer, 1, :, offsets] = v.transpose(0, 1)
@@ -220,10 +229,10 @@ class ShadowKV:
         ops.rebuild_keys(storage.u_rows, storage.head_rows, storage.kv, tables, fetch[None],
                          self.rotary.inv_freq, layer, cfg.chunk_size, cfg.rank)
         ops.gather_values(storage.values, storage.kv, tables, fetch[None], layer, cfg.chunk_size)
-        fetched = (fetch >= 0).sum()
-        self.counters += torch.stack([
-            torch.tensor(take * resident.shape[0], device=fetched.device), hits.sum().long(),
-            fetched * cfg.chunk_size * k.shape[-1] * storage.dtype.itemsize])
+        self.chunks_selected += take * resident.shape[0]
+        chunk_bytes = cfg.chunk_size * k.shape[-1] * storage.dtype.itemsize
+        self.device_counters += torch.stack([hits.sum().long(),
+                                             (fetch >= 0).sum() * chunk_bytes])
 
         exact_k, exact_v = self._read_exact_rows(layer)
         tail_k, tail_v = self.tail.read(layer, self.n_chunks * cfg.chunk_size, position + 1)
@@ -236,8 +245,7 @@ class ShadowKV:
 
     def _read_exact_rows(self, layer: int):
         rows = (self.n_out + self.cfg.budget_chunks) * self.cfg.chunk_size
-        pages = torch.tensor(self.exact_pages, device=self.storage.device)
-        kv = self.storage.kv[pages, layer]  # [n, 2, H, bs, D]
+        kv = self.storage.kv[self.exact_pages.tensor(), layer]  # [n, 2, H, bs, D]
         n, _, heads, bs, dim = kv.shape
         kv = kv.permute(1, 2, 0, 3, 4).reshape(2, heads, n * bs, dim)[:, :, :rows]
         return kv[0], kv[1]
@@ -273,10 +281,8 @@ class ShadowKV:
 
     def free(self) -> None:
         for pages in (self.u_pages, self.lm_pages, self.basis_pages, self.exact_pages):
-            self.gpu_pool.free(pages)
-            pages.clear()
-        self.cpu_pool.free(self.cpu_pages)
-        self.cpu_pages.clear()
+            self.gpu_pool.free(pages.clear())
+        self.cpu_pool.free(self.cpu_pages.clear())
         self.tail.free()
 
 

@@ -72,3 +72,11 @@ class KVStorage:
         pin = device.type == "cuda"
         self.values = torch.empty(num_cpu_pages, layout.num_layers, layout.num_kv_heads,
                                   layout.block_size, layout.head_dim, dtype=dtype, pin_memory=pin)
+
+
+def index_tensor(values: list[int], device: torch.device) -> torch.Tensor:
+    """A small int64 tensor of page ids or indices on `device`. On CUDA it goes through pinned
+    memory asynchronously: a plain pageable copy would make the host wait for the GPU."""
+    if device.type != "cuda":
+        return torch.tensor(values, dtype=torch.long)
+    return torch.tensor(values, dtype=torch.long, pin_memory=True).to(device, non_blocking=True)
