@@ -43,6 +43,12 @@ class LLMEngine:
             config.shadowkv = config.shadowkv.for_model(self.model_config.num_kv_heads,
                                                         self.model_config.head_dim)
         self.max_model_len = self._resolve_max_model_len()
+        window = self.model_config.sliding_window
+        if config.attention == "shadowkv" and window is not None and window < self.max_model_len:
+            raise InvalidRequestError(
+                f"the model attends within a sliding window of {window} tokens, which ShadowKV's "
+                f"compressed store does not model; use attention='dense' or max_model_len <= "
+                f"{window}", param="attention")
         self.tokenizer = Tokenizer.from_pretrained(config.model)
         self.eos_token_ids = set(self.tokenizer.eos_token_ids or self.model_config.eos_token_ids)
         self.runner = ModelRunner(config, self.model_config, self.max_model_len)

@@ -90,3 +90,17 @@ def test_half_precision_generates(make_checkpoint, dtype):
                                                      ignore_eos=True))[0]
     assert len(out.outputs[0].token_ids) == 8
     assert llm.engine.runner.dtype == getattr(torch, dtype)
+
+
+def test_mistral_sliding_window_matches_transformers(make_checkpoint):
+    path = make_checkpoint("mistral", sliding_window=48)
+    batch = prompts([120, 70], seed=5)
+    llm = LLM(model=str(path), device="cpu", attention="dense", num_gpu_blocks=64)
+    outputs = llm.generate(batch, SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True),
+                           use_tqdm=False)
+    reference = hf_model(path)
+    for ids, out in zip(batch, outputs):
+        with torch.no_grad():
+            expected = reference.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False,
+                                          eos_token_id=None, pad_token_id=0)[0, len(ids):]
+        assert out.outputs[0].token_ids == expected.tolist()

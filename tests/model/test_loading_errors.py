@@ -79,3 +79,12 @@ def test_missing_tokenizer(make_checkpoint, tmp_path):
     (path / "tokenizer.json").unlink()
     with pytest.raises(FileNotFoundError, match="tokenizer.json"):
         load(path)
+
+
+def test_sliding_window_model_needs_dense_attention(make_checkpoint, tmp_path):
+    path = copy_of(make_checkpoint("mistral"), tmp_path)
+    edit_config(path, sliding_window=256)
+    with pytest.raises(ValueError, match="sliding window of 256 tokens"):
+        LLM(model=str(path), device="cpu", attention="shadowkv", num_gpu_blocks=16)
+    LLM(model=str(path), device="cpu", attention="shadowkv", max_model_len=256,
+        num_gpu_blocks=16)
