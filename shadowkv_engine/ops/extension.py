@@ -1,5 +1,6 @@
 """Finds the compiled CUDA ops, if this install has them."""
 import functools
+import os
 
 import torch
 
@@ -9,6 +10,8 @@ REBUILD_HEAD_DIMS = (64, 128, 256)
 
 @functools.cache
 def cuda_ops_available() -> bool:
+    if os.environ.get("SHADOWKV_TORCH_OPS") == "1":
+        return False  # force the plain-torch twins (debugging, A/B comparisons)
     try:
         import shadowkv_engine._C  # noqa: F401  (registers torch.ops.shadowkv.*)
     except ImportError:

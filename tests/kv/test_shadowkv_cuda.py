@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from shadowkv_engine import LLM, SamplingParams
+from shadowkv_engine.ops.extension import cuda_ops_available
 
 pytestmark = pytest.mark.gpu
 
-EXACT = dict(rank=64, chunk_size=8, sparse_budget=2048, outlier_chunks=6, local_chunks=2,
+# head_dim 64 so the CUDA key-rebuild kernel (head dims 64/128/256) is the one exercised.
+EXACT = dict(rank=128, chunk_size=8, sparse_budget=2048, outlier_chunks=6, local_chunks=2,
              min_context_len=0)
 
 
@@ -20,19 +22,20 @@ def greedy(n):
 
 
 def test_exact_limit_on_cuda(make_checkpoint):
-    path = str(make_checkpoint("llama3"))
+    path = str(make_checkpoint("llama3", head_dim=64))
     prompts = [prompt(1500, 0), prompt(1700, 1)]
     common = dict(device="cuda", dtype="float32", num_gpu_blocks=1024, num_cpu_blocks=256)
     dense = LLM(model=path, attention="dense", **common).generate(prompts, greedy(72))
     shadow_llm = LLM(model=path, attention="shadowkv", shadowkv=EXACT, **common)
     shadow = shadow_llm.generate(prompts, greedy(72))
     assert shadow_llm.engine.blocks.storage.values.is_pinned()
+    print("CUDA ops in use:", cuda_ops_available())
     for d, s in zip(dense, shadow):
         assert s.outputs[0].token_ids == d.outputs[0].token_ids
 
 
 def test_sparse_bf16_on_cuda(make_checkpoint):
-    path = str(make_checkpoint("llama3"))
+    path = str(make_checkpoint("llama3", head_dim=64))
     sparse = dict(rank=16, chunk_size=8, sparse_budget=128, outlier_chunks=4, local_chunks=2,
                   min_context_len=256)
     llm = LLM(model=path, device="cuda", dtype="bfloat16", attention="shadowkv", shadowkv=sparse,
