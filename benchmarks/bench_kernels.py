@@ -43,6 +43,20 @@ def median_ms(fn, iters=20, warmup=3):
     return statistics.median(times)
 
 
+def graph_us(fn, reps=20):
+    """GPU time of one call, from replays of a CUDA graph of `reps` calls (no launch overhead)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(reps):
+            fn()
+    return median_ms(graph.replay, iters=20) * 1e3 / reps
+
+
 def hbm_copy_gbs(gib=2):
     x = torch.empty(gib << 30, dtype=torch.uint8, device="cuda").random_()
     y = torch.empty_like(x)
@@ -134,22 +148,28 @@ class Workload:
         return len(plan) * w.chunk * w.head_dim * w.itemsize / (ms * 1e-3) / GB
 
 
-def plan_latency_us(rows, k, use_op):
+def plan_latency_us(rows, k):
+    """(op called eagerly, op inside a CUDA graph, twin eagerly) in microseconds."""
     gen = torch.Generator().manual_seed(0)
     ids = torch.rand(rows, 3 * k, generator=gen).argsort(dim=1).int()
     resident = ids[:, :k].cuda()
     selected = torch.cat([ids[:, : k // 2], ids[:, k: 2 * k - k // 2]], 1).cuda()
-    fn = (lambda: torch.ops.shadowkv.plan_chunk_reuse(resident, selected)) if use_op else (
-        lambda: plan_chunk_reuse_torch(resident, selected))
-    return median_ms(fn, iters=50) * 1e3
+
+    def op():
+        return torch.ops.shadowkv.plan_chunk_reuse(resident, selected)
+
+    return (median_ms(op, iters=50) * 1e3, graph_us(op),
+            median_ms(lambda: plan_chunk_reuse_torch(resident, selected), iters=50) * 1e3)
 
 
 def scoring_latency_us(q_heads=32, kv_heads=8, num_chunks=16384, dim=128, budget_chunks=256):
+    """(score_chunks, top-k) of one sequence and layer, plain torch, GPU time in microseconds."""
     q = torch.randn(q_heads, dim, device="cuda", dtype=torch.bfloat16)
     landmarks = torch.randn(kv_heads, num_chunks, dim, device="cuda", dtype=torch.bfloat16)
     excluded = torch.randint(0, num_chunks, (kv_heads, 48), device="cuda")
-    return median_ms(lambda: ops.score_chunks(q, landmarks, excluded).topk(budget_chunks, -1),
-                     iters=50) * 1e3
+    scores = ops.score_chunks(q, landmarks, excluded)
+    return (graph_us(lambda: ops.score_chunks(q, landmarks, excluded)),
+            graph_us(lambda: scores.topk(budget_chunks, -1)))
 
 
 def main():
@@ -192,9 +212,9 @@ def main():
             torch.cuda.empty_cache()
 
     for k in (256, 1024):
-        r[f"plan_k{k}_us"] = plan_latency_us(256, k, use_op=True)
-        r[f"plan_k{k}_twin_us"] = plan_latency_us(256, k, use_op=False)
-    r["score_topk_twin_us"] = scoring_latency_us()
+        eager, graph, twin = plan_latency_us(256, k)
+        r[f"plan_k{k}_us"], r[f"plan_k{k}_graph_us"], r[f"plan_k{k}_twin_us"] = eager, graph, twin
+    r["score_twin_us"], r["topk_twin_us"] = scoring_latency_us()
 
     if args.out:
         with open(args.out, "w") as f:
@@ -217,10 +237,13 @@ def main():
             print(f"{'rebuild ' + name + f' rank {rank} (B32 H8 K256 D128)':52s} "
                   f"{r[key + '_gbs']:9.0f} GB/s {r[key + '_gbs'] / hbm:8.0%} of HBM{twin}")
     for k in (256, 1024):
-        print(f"{'plan 256 rows x ' + str(k) + ' slots':52s} {r[f'plan_k{k}_us']:9.1f} us "
-              f"{r[f'plan_k{k}_twin_us'] / r[f'plan_k{k}_us']:8.0f}x twin")
-    print(f"{'score+top-k twin (32 q heads, 16384 chunks, 1 seq)':52s} "
-          f"{r['score_topk_twin_us']:9.1f} us")
+        print(f"{'plan 256 rows x ' + str(k) + ' slots (eager | in graph)':52s} "
+              f"{r[f'plan_k{k}_us']:9.1f} us {r[f'plan_k{k}_graph_us']:8.1f} us in graph, "
+              f"{r[f'plan_k{k}_twin_us'] / r[f'plan_k{k}_us']:.0f}x twin")
+    print(f"{'score_chunks twin (32 q heads, 16384 chunks, 1 seq)':52s} "
+          f"{r['score_twin_us']:9.1f} us (GPU time, graph)")
+    print(f"{'top-256 of 16384 (torch.topk), 8 heads, 1 seq':52s} "
+          f"{r['topk_twin_us']:9.1f} us (GPU time, graph)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 // the chunk's slot rows. Twin: shadowkv_engine/ops/key_rebuild.py.
 //
 // Block = one (sequence, KV head) and a segment of slots. It compacts the segment's fetched slots
-// (hits cost nothing), then runs 64-row tiles: rank slices of the coefficient rows and of the
+// (hits cost nothing), then runs 128-row tiles: rank slices of the coefficient rows and of the
 // basis stream through a multistage cp.async pipeline into the tile product, whose float result is
 // staged in shared memory (aliasing the pipeline) so that RoPE can pair dimension d with d + D/2.
 // Any rank works (slices past it are zero-filled); rows that straddle pages are looked up per row.
@@ -33,17 +33,17 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(f
 template <typename T>
 using Bits = std::conditional_t<sizeof(T) == 2, unsigned short, unsigned int>;
 
-// Pipeline depth: as many rank slices in flight (2 to 4) as fit in 48 KiB or in the float
-// output tile they alias, so that four blocks share an SM (the register budget allows four; at
-// 64 KiB only three would fit in 228 KiB) and each keeps several HBM round trips outstanding.
-// Float D = 256 needs 83 KiB: fits an A100 too.
+// Pipeline depth: as many rank slices in flight (2 to 4) as fit in 108 KiB or in the float
+// output tile they alias, so that two blocks share an H100 SM (228 KiB; the register budget
+// allows two) with ~70 KiB of HBM reads outstanding each. D = 256 needs 130 KiB, one block a
+// SM, which fits an A100 (163 KiB a block) too.
 template <typename T, int D>
 struct Smem {
   static constexpr size_t kA = size_t(kTileRows) * lda<T>() * sizeof(T);
-  static constexpr size_t kB = size_t(kTileRank) * ldb<T, D>() * sizeof(T);
+  static constexpr size_t kB = size_t(tile_rank<T>()) * ldb<T, D>() * sizeof(T);
   static constexpr size_t kStage = kA + kB;
   static constexpr size_t kC = size_t(kTileRows) * ldc<D>() * sizeof(float);
-  static constexpr size_t kRoom = kC > 48 * 1024 ? kC : 48 * 1024;
+  static constexpr size_t kRoom = kC > 108 * 1024 ? kC : 108 * 1024;
   static constexpr int kStages = kRoom / kStage > 4 ? 4 : (kRoom / kStage < 2 ? 2 : kRoom / kStage);
   static constexpr size_t kBytes = kStages * kStage > kC ? kStages * kStage : kC;
 };
@@ -56,9 +56,10 @@ __device__ void load_stage(const RebuildArgs& a, unsigned char* stage, const int
   T* sb = reinterpret_cast<T*>(stage + Smem<T, D>::kA);
   const T* u = static_cast<const T*>(a.u);
   const T* basis = static_cast<const T*>(a.basis);
-  const int col0 = kt * kTileRank;
+  constexpr int kRank = tile_rank<T>();
+  const int col0 = kt * kRank;
 
-  constexpr int kAVecs = kTileRank / kVec;
+  constexpr int kAVecs = kRank / kVec;
   for (int v = threadIdx.x; v < kTileRows * kAVecs; v += kTileThreads) {
     const int r = v / kAVecs, col = col0 + (v % kAVecs) * kVec;
     T* dst = sa + r * lda<T>() + (v % kAVecs) * kVec;
@@ -76,7 +77,7 @@ __device__ void load_stage(const RebuildArgs& a, unsigned char* stage, const int
   }
 
   constexpr int kBVecs = D / kVec;
-  for (int v = threadIdx.x; v < kTileRank * kBVecs; v += kTileThreads) {
+  for (int v = threadIdx.x; v < kRank * kBVecs; v += kTileThreads) {
     const int r = v / kBVecs, c = (v % kBVecs) * kVec;
     const int j = col0 + r;
     const T* src = basis;
@@ -91,8 +92,10 @@ __device__ void load_stage(const RebuildArgs& a, unsigned char* stage, const int
   }
 }
 
+// Two blocks per SM (128 registers a thread) except at D = 256, whose accumulators alone take 128.
 template <typename T, int D>
-__global__ void __launch_bounds__(kTileThreads) rebuild_kernel(RebuildArgs a, int block_slots) {
+__global__ void __launch_bounds__(kTileThreads, D >= 256 ? 1 : 2)
+    rebuild_kernel(RebuildArgs a, int block_slots) {
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ int64_t row_u[kTileRows];    // element offset of the row's coefficients, -1 = none
   __shared__ int64_t row_dst[kTileRows];  // element offset of the row's key in kv
@@ -122,7 +125,7 @@ __global__ void __launch_bounds__(kTileThreads) rebuild_kernel(RebuildArgs a, in
   const int32_t* slot_pages = t.slot_pages + int64_t(b) * t.slot_cols;
   const int64_t row_offset = t.row_offset[b];
   const int num_rows = num_fetched * t.chunk_size;
-  const int num_k_tiles = (a.rank + kTileRank - 1) / kTileRank;
+  const int num_k_tiles = (a.rank + tile_rank<T>() - 1) / tile_rank<T>();
   float* sc = reinterpret_cast<float*>(smem);
   T* kv = static_cast<T*>(a.kv);
 
