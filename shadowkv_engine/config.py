@@ -96,6 +96,9 @@ class EngineConfig:
     cpu_offload_gb: float = 4.0
     seed: int = 0
     served_model_name: str | None = None
+    # "safetensors", or "dummy": random weights of the checkpoint's shapes (config.json only;
+    # for throughput benchmarks, as in vLLM).
+    load_format: str = "safetensors"
 
     def __post_init__(self):
         if isinstance(self.shadowkv, dict):
@@ -104,6 +107,10 @@ class EngineConfig:
             raise InvalidRequestError(
                 f"attention must be one of {ATTENTION_MODES}, got {self.attention!r}",
                 param="attention")
+        if self.load_format not in ("safetensors", "dummy"):
+            raise InvalidRequestError(
+                f"load_format must be 'safetensors' or 'dummy', got {self.load_format!r}",
+                param="load_format")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {DTYPES}, got {self.dtype!r}",
                                       param="dtype")

@@ -31,13 +31,38 @@ def resolve_dtype(name: str, model_config: ModelConfig, device: torch.device) ->
     return model_config.torch_dtype if model_config.torch_dtype != torch.float32 else torch.bfloat16
 
 
+@torch.no_grad()
+def randomize_weights(model: torch.nn.Module, seed: int) -> None:
+    """Random weights of the checkpoint's shapes (`load_format="dummy"`): throughput does not
+    depend on weight values, so benchmarks of real shapes need no download."""
+    generator = torch.Generator(device=model.lm_head.weight.device).manual_seed(seed)
+    for name, param in model.named_parameters():
+        if name.endswith("norm.weight"):
+            param.fill_(1.0)
+        elif name.endswith("bias"):
+            param.zero_()
+        else:
+            param.normal_(0.0, 0.02, generator=generator)
+
+
 class ModelRunner:
     def __init__(self, config: EngineConfig, model_config: ModelConfig, max_model_len: int):
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, model_config, self.device)
-        model = LlamaForCausalLM(model_config, max_model_len)
-        load_weights(model, config.model, model_config.tie_word_embeddings)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        # Built in place on the device and in the target dtype: an 8B model never exists as a
+        # float32 copy in host memory.
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(self.dtype)
+        try:
+            with torch.device(self.device):
+                model = LlamaForCausalLM(model_config, max_model_len)
+        finally:
+            torch.set_default_dtype(default_dtype)
+        if config.load_format == "dummy":
+            randomize_weights(model, config.seed)
+        else:
+            load_weights(model, config.model, model_config.tie_word_embeddings)
+        self.model = model.eval()
         self.model_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
 
     @torch.inference_mode()
