@@ -49,9 +49,9 @@ def shape_dir(name: str, layers: int | None) -> Path:
     return path
 
 
-def value_bytes_per_token(path: Path) -> int:
+def value_bytes_per_token(path: Path, itemsize: int) -> int:
     config = json.loads((path / "config.json").read_text())
-    return config["num_hidden_layers"] * config["num_key_value_heads"] * config["head_dim"] * 2
+    return config["num_hidden_layers"] * config["num_key_value_heads"] * config["head_dim"] * itemsize
 
 
 def measure(llm: LLM, batch: int, context: int, new_tokens: int) -> dict:
@@ -85,13 +85,14 @@ def main():
     path = shape_dir(args.shape, args.layers)
     results = {}
     for attention in args.attention:
-        llm = LLM(model=str(path), device=args.device,
-                  dtype="bfloat16" if args.device.startswith("cuda") else "float32",
-                  attention=attention, num_gpu_blocks=None if args.device != "cpu" else 4096,
+        on_gpu = args.device != "cpu"
+        tokens = max(args.batches) * (args.context + args.new_tokens)
+        llm = LLM(model=str(path), device=args.device, dtype="bfloat16" if on_gpu else "float32",
+                  attention=attention, num_gpu_blocks=None if on_gpu else 4096,
                   load_format="dummy", max_model_len=args.context + args.new_tokens + 16,
                   max_num_seqs=max(args.batches), max_num_batched_tokens=8192,
                   gpu_memory_utilization=0.92,
-                  cpu_offload_gb=max(args.batches) * args.context * value_bytes_per_token(path) / 2**30 * 1.1,
+                  cpu_offload_gb=tokens * value_bytes_per_token(path, 2 if on_gpu else 4) / 2**30 * 1.1,
                   shadowkv={"sparse_budget": args.budget, "min_context_len": 1024})
         for batch in args.batches:
             row = measure(llm, batch, args.context, args.new_tokens)
