@@ -70,7 +70,11 @@ class AsyncEngine:
         accepted = loop.create_future()
         stream = _Stream(loop, asyncio.Queue())
         self._commands.put(("add", request_id, prompt, params, stream, accepted))
-        await accepted
+        try:
+            await accepted
+        except asyncio.CancelledError:
+            self._commands.put(("abort", request_id))  # it may have been added meanwhile
+            raise
         finished = False
         try:
             while True:

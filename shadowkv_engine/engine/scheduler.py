@@ -44,8 +44,10 @@ class Scheduler:
             self.waiting.remove(seq)
         self.blocks.release(seq)
 
-    def has_work(self) -> bool:
-        return bool(self.running or self.waiting)
+    def num_queued_beyond_capacity(self) -> int:
+        """Waiting sequences that the free batch slots (max_num_seqs) will not take at once."""
+        free_slots = max(0, self.max_num_seqs - len(self.running))
+        return max(0, len(self.waiting) - free_slots)
 
     def _tokens_wanted(self, seq: Sequence, budget: int) -> int:
         kv = seq.kv
