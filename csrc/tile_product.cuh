@@ -13,7 +13,8 @@
 namespace shadowkv {
 
 // 128 rows per tile, not 64: each rank slice of the basis (re-read from L2 by every tile) then
-// serves twice the rows; measured on an H100, 64-row tiles reached only 32% of HBM bandwidth.
+// serves twice the rows (H100, rank 1024: 29% -> 34% of HBM bandwidth; rank 160 unchanged at
+// 31%, bound by the WMMA fragment loads and the RoPE epilogue: see docs/benchmarks.md).
 constexpr int kTileRows = 128;  // token rows per tile, a 16-row strip per warp
 constexpr int kTileThreads = 256;
 
