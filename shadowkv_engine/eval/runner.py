@@ -1,0 +1,107 @@
+"""Runs tasks × lengths through any greedy generator and tabulates exact-match accuracy.
+
+The generator is a plain function (prompt token ids, max new tokens) -> output texts, so the same
+samples and scoring serve our engine (`shadowkv eval`, dense or ShadowKV) and the transformers
+reference used by the training script: their numbers are comparable by construction.
+"""
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .sample import Sample, TextTokenizer
+from .scoring import answer_items, is_correct
+from .tasks import eval_samples
+
+Generate = Callable[[list[list[int]], int], list[str]]
+
+
+@dataclass
+class SampleRecord:
+    seed: int
+    prompt_tokens: int
+    answers: list[str]
+    output: str
+    given: list[str]
+    correct: bool
+
+
+@dataclass
+class CellResult:
+    task: str
+    length: int
+    seconds: float
+    records: list[SampleRecord] = field(default_factory=list)
+
+    @property
+    def correct(self) -> int:
+        return sum(r.correct for r in self.records)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / len(self.records) if self.records else 0.0
+
+
+def evaluate(generate: Generate, tokenizer: TextTokenizer, tasks: list[str], lengths: list[int],
+             samples: int, batch_size: int = 8, progress: bool = True) -> list[CellResult]:
+    """Accuracy of `generate` on `samples` eval samples per (task, length), seeds fixed."""
+    results = []
+    with tqdm(total=len(tasks) * len(lengths) * samples, disable=not progress, unit="sample",
+              dynamic_ncols=True) as bar:
+        for task in tasks:
+            for length in lengths:
+                bar.set_description(f"{task} @ {length}")
+                cell = CellResult(task, length, 0.0)
+                start = time.perf_counter()
+                batch_all = eval_samples(task, tokenizer, length, samples)
+                for i in range(0, samples, batch_size):
+                    batch = batch_all[i:i + batch_size]
+                    outputs = generate([s.prompt_token_ids for s in batch], batch[0].max_new_tokens)
+                    cell.records += [_record(s, out) for s, out in zip(batch, outputs, strict=True)]
+                    bar.update(len(batch))
+                cell.seconds = time.perf_counter() - start
+                results.append(cell)
+    return results
+
+
+def _record(sample: Sample, output: str) -> SampleRecord:
+    return SampleRecord(sample.seed, sample.num_prompt_tokens, sample.answers, output,
+                        answer_items(output, sample), is_correct(output, sample))
+
+
+def format_table(results: list[CellResult]) -> str:
+    """Accuracy in percent, one row per task, one column per length, and the mean over tasks."""
+    tasks = list(dict.fromkeys(r.task for r in results))
+    lengths = sorted({r.length for r in results})
+    cells = {(r.task, r.length): r for r in results}
+    width = max([len("task"), len("mean")] + [len(task) for task in tasks])
+    header = f"{'task':<{width}} | " + " | ".join(f"{_length_label(n):>7}" for n in lengths)
+    lines = [header, "-" * len(header)]
+    for task in tasks:
+        row = [f"{100 * cells[task, n].accuracy:6.1f}%" if (task, n) in cells else "      -"
+               for n in lengths]
+        lines.append(f"{task:<{width}} | " + " | ".join(row))
+    means = []
+    for n in lengths:
+        column = [r.accuracy for r in results if r.length == n]
+        means.append(f"{100 * sum(column) / len(column):6.1f}%")
+    lines.append(f"{'mean':<{width}} | " + " | ".join(means))
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, results: list[CellResult], meta: dict) -> None:
+    data = {
+        "meta": meta,
+        "summary": {f"{r.task}@{r.length}": round(r.accuracy, 4) for r in results},
+        "results": [{"task": r.task, "length": r.length, "accuracy": r.accuracy,
+                     "correct": r.correct, "samples": len(r.records), "seconds": round(r.seconds, 2),
+                     "records": [asdict(s) for s in r.records]} for r in results],
+    }
+    Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def _length_label(n: int) -> str:
+    return f"{n // 1024}k" if n % 1024 == 0 else str(n)

@@ -1,0 +1,87 @@
+"""Word lists and random symbols for the synthetic tasks, built in so nothing is downloaded.
+
+RULER draws needle keys from the `wonderwords` lists; these short lists play that role (keys are
+adjective-noun pairs, 10,000 of them) and also feed the prose haystack. Every draw goes through a
+caller's `random.Random`, so a seed fixes the sample.
+"""
+import random
+import string
+
+ADJECTIVES = (
+    "able active amber ancient angry bitter black blue bold brave brief bright broad brown calm "
+    "careful cheap clean clever cold cool cosmic crisp curious damp dark deep dizzy dry dull eager "
+    "early easy empty fancy fast fierce flat fresh friendly frozen gentle giant glad golden grand "
+    "green grey happy hard heavy hidden hollow honest huge humble icy jolly kind large lazy light "
+    "little lively lonely loud lucky mellow merry mighty modern narrow neat noble odd old pale "
+    "plain polite proud purple quick quiet rapid rare red rich rough round royal rusty sharp shiny "
+    "short silent silver simple slow small smooth soft solid spare steady"
+).split()
+
+NOUNS = (
+    "anchor apple arrow badge basket beach bell bicycle blanket boat bottle bridge brush bucket "
+    "cabin camera candle canyon carpet castle chair cloud coast comet compass cookie cottage crown "
+    "desert diamond dragon drum eagle engine falcon feather fence field flower forest fountain "
+    "garden glacier guitar hammer harbor helmet island jacket kettle ladder lamp lantern leaf "
+    "lemon library lion magnet maple meadow mirror monkey mountain needle ocean orange otter "
+    "painting palace pencil piano pillow planet pocket puzzle rabbit rainbow river rocket saddle "
+    "shadow shell ship shoe spoon statue stone storm sun table teapot tiger tower train tulip "
+    "tunnel turtle umbrella valley violin wagon whale window wolf"
+).split()
+
+VERBS = (
+    "admired built carried chased cleaned crossed drew dropped found followed guarded held "
+    "joined lifted moved noticed opened painted passed pulled pushed reached repaired saw "
+    "shared watched visited washed"
+).split()
+
+ADVERBS = (
+    "quietly slowly quickly gently carefully happily suddenly proudly calmly bravely softly "
+    "eagerly loudly rarely often"
+).split()
+
+NAMES = (
+    "Anna Ben Clara David Emma Felix Grace Henry Iris Jack Lena Max Nora Oscar Paula Sam Tara "
+    "Victor Wendy Yusuf"
+).split()
+
+NUM_KEYS = len(ADJECTIVES) * len(NOUNS)
+
+
+def key(index: int) -> str:
+    """The index-th needle key, an adjective-noun pair such as 'brave-lantern'."""
+    return f"{ADJECTIVES[index // len(NOUNS)]}-{NOUNS[index % len(NOUNS)]}"
+
+
+def distinct_keys(rng: random.Random, count: int) -> list[str]:
+    return [key(i) for i in rng.sample(range(NUM_KEYS), count)]
+
+
+def number(rng: random.Random, digits: int) -> str:
+    """A number of exactly `digits` digits (no leading zero, so it reads as a number)."""
+    return str(rng.randrange(10 ** (digits - 1), 10**digits))
+
+
+def distinct_numbers(rng: random.Random, count: int, digits: int) -> list[str]:
+    return [str(n) for n in rng.sample(range(10 ** (digits - 1), 10**digits), count)]
+
+
+def variable_names(rng: random.Random, count: int) -> list[str]:
+    """Distinct 5-letter uppercase names, as RULER's variable tracking uses."""
+    names: list[str] = []
+    while len(names) < count:
+        name = "".join(rng.choices(string.ascii_uppercase, k=5))
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def coded_words(rng: random.Random, count: int, length: int = 6) -> list[str]:
+    """Distinct random lowercase 'coded words', as RULER's frequent-word extraction uses."""
+    words: list[str] = []
+    seen: set[str] = set()
+    while len(words) < count:
+        word = "".join(rng.choices(string.ascii_lowercase, k=length))
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    return words

@@ -1,0 +1,40 @@
+"""Tokenizers for the eval tests: a byte tokenizer (no template) and a trained BPE with a template."""
+import pytest
+
+from training.documents import tokenizer_corpus
+from training.tokenizer import save_tokenizer, train_tokenizer
+
+
+class ByteTokenizer:
+    """One token per UTF-8 byte, BOS = 256: the simplest object the tasks accept."""
+
+    chat_template = None
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return ([256] if add_special_tokens else []) + list(text.encode())
+
+
+@pytest.fixture(scope="session")
+def byte_tokenizer() -> ByteTokenizer:
+    return ByteTokenizer()
+
+
+@pytest.fixture(scope="session")
+def bpe_backend():
+    """The training script's tokenizer (a `tokenizers.Tokenizer`), trained on a small corpus."""
+    return train_tokenizer(tokenizer_corpus(seed=0, count=150), vocab_size=512)
+
+
+@pytest.fixture(scope="session")
+def bpe_dir(tmp_path_factory, bpe_backend):
+    directory = tmp_path_factory.mktemp("bpe")
+    save_tokenizer(bpe_backend, directory, model_max_length=65536)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def chat_tokenizer(bpe_dir):
+    """The engine's Tokenizer over those files: Llama 3 chat template, BOS written by it."""
+    from shadowkv_engine.model.tokenizer import Tokenizer
+
+    return Tokenizer.from_pretrained(bpe_dir)

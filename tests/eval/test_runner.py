@@ -1,0 +1,70 @@
+import argparse
+import json
+
+from shadowkv_engine.config import ShadowKVConfig
+from shadowkv_engine.eval.cli import add_parser, parse_tasks
+from shadowkv_engine.eval.runner import evaluate, format_table, write_json
+from shadowkv_engine.eval.tasks import eval_samples
+
+TASKS = ["passkey", "niah_multivalue"]
+LENGTHS = [1024, 2048]
+
+
+def oracle(tokenizer, samples_per_cell):
+    """A generator that answers perfectly for every other prompt and wrongly for the rest."""
+    answers = {}
+    for task in TASKS:
+        for length in LENGTHS:
+            for i, s in enumerate(eval_samples(task, tokenizer, length, samples_per_cell)):
+                answers[tuple(s.prompt_token_ids)] = s.answer_text if i % 2 == 0 else " 0."
+    seen = []
+
+    def generate(prompts, max_tokens):
+        seen.append((len(prompts), max_tokens))
+        return [answers[tuple(p)] for p in prompts]
+
+    return generate, seen
+
+
+def test_evaluate_scores_every_cell(byte_tokenizer):
+    generate, seen = oracle(byte_tokenizer, 4)
+    results = evaluate(generate, byte_tokenizer, TASKS, LENGTHS, samples=4, batch_size=3,
+                       progress=False)
+    assert [(r.task, r.length) for r in results] == [(t, n) for t in TASKS for n in LENGTHS]
+    assert all(r.accuracy == 0.5 and len(r.records) == 4 for r in results)
+    assert seen[:2] == [(3, 16), (1, 16)]  # batches of at most 3, the task's answer budget
+
+
+def test_table_and_json(byte_tokenizer, tmp_path):
+    generate, _ = oracle(byte_tokenizer, 2)
+    results = evaluate(generate, byte_tokenizer, TASKS, LENGTHS, samples=2, progress=False)
+    table = format_table(results)
+    assert table.splitlines()[0].split() == ["task", "|", "1k", "|", "2k"]
+    assert "passkey" in table and "mean" in table and "50.0%" in table
+    write_json(tmp_path / "r.json", results, {"attention": "dense"})
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["summary"] == {"passkey@1024": 0.5, "passkey@2048": 0.5,
+                               "niah_multivalue@1024": 0.5, "niah_multivalue@2048": 0.5}
+    record = data["results"][0]["records"][0]
+    assert record["correct"] and record["given"] == record["answers"]
+
+
+def test_eval_subcommand_has_every_shadowkv_flag():
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["eval", "--model", "m", "--attention", "dense", "--shadowkv-rank", "40",
+                              "--shadowkv-sparse-budget", "256", "--lengths", "4k,8k"])
+    assert args.func.__name__ == "run" and args.model_path == "m" and args.attention == "dense"
+    assert args.shadowkv_rank == 40 and args.shadowkv_sparse_budget == 256
+    for name in ShadowKVConfig.__dataclass_fields__:
+        assert hasattr(args, f"shadowkv_{name}")
+
+
+def test_parse_tasks_rejects_unknown_names():
+    assert parse_tasks("passkey, vt") == ["passkey", "vt"]
+    try:
+        parse_tasks("passkey,qa_1")
+    except ValueError as e:
+        assert "qa_1" in str(e)
+    else:
+        raise AssertionError("qa_1 accepted")

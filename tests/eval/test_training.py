@@ -1,0 +1,104 @@
+"""The training script's data, schedule and a full CPU smoke run (training/ at the repo root)."""
+import json
+import random
+
+import numpy as np
+import pytest
+
+from shadowkv_engine.eval.tasks import EVAL_SEED_OFFSET
+from training.curriculum import Curriculum
+from training.documents import KINDS, eval_shaped, multi_fact, tokenize, training_sequence
+from training.tokenizer import BOS_ID, EOT
+
+
+def conversation_messages(conversation, n):
+    from shadowkv_engine.eval import templates as t
+
+    messages = []
+    for i, turn in enumerate(conversation.turns):
+        user = t.user_message(conversation.preamble, conversation.context(n), turn.question) if i == 0 \
+            else turn.question
+        messages += [{"role": "user", "content": user},
+                     {"role": "assistant", "content": turn.prefix + turn.answer}]
+    return messages
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_training_text_is_the_chat_template_rendering(seed, chat_tokenizer):
+    label = f"test/{seed}"
+    conversation = multi_fact(random.Random(label), label, 4096)
+    text, _ = conversation.render(30)
+    messages = conversation_messages(conversation, 30)
+    assert text == chat_tokenizer.apply_chat_template(messages, add_generation_prompt=False)
+    # The eval prompt of the first question is this text cut after the first answer prefix.
+    first = chat_tokenizer.apply_chat_template(messages[:1]) + conversation.turns[0].prefix
+    assert text.startswith(first)
+
+
+def test_loss_covers_exactly_the_answers_and_kinds_mark_the_items(bpe_backend):
+    label = "test/masks"
+    conversation = multi_fact(random.Random(label), label, 2048)
+    sequence = tokenize(conversation, bpe_backend, 2048)
+    ids = sequence.ids.tolist()
+    answers = bpe_backend.decode([i for i, m in zip(ids, sequence.loss) if m], skip_special_tokens=False)
+    expected = "".join(turn.prefix + turn.answer + EOT for turn in conversation.turns)
+    assert answers == expected
+    items = bpe_backend.decode([i for i, k in zip(ids, sequence.kind) if k]).replace(" ", "")
+    assert items.isalnum() and not (sequence.kind.astype(bool) & ~sequence.loss).any()
+
+
+def test_sequences_fill_the_length_and_start_with_bos(bpe_backend):
+    kinds_seen = set()
+    for index in range(12):
+        sequence = training_sequence(bpe_backend, 1024, seed=5, index=index)
+        assert sequence.ids.shape == (1024,) and sequence.ids[0] == BOS_ID
+        assert sequence.loss.sum() > 0
+        kinds_seen |= set(np.unique(sequence.kind).tolist())
+    assert {KINDS["niah"]} <= kinds_seen
+
+
+def test_training_sequences_are_deterministic(bpe_backend):
+    a = training_sequence(bpe_backend, 512, seed=1, index=3)
+    b = training_sequence(bpe_backend, 512, seed=1, index=3)
+    assert (a.ids == b.ids).all()
+
+
+def test_training_seeds_stay_out_of_the_eval_seed_space(bpe_backend):
+    with pytest.raises(ValueError, match="eval"):
+        training_sequence(bpe_backend, 512, seed=EVAL_SEED_OFFSET, index=0)
+
+
+def test_eval_shaped_sequences_cover_the_eval_tasks():
+    names = {eval_shaped(random.Random(i), f"x/{i}").turns[0].kind for i in range(200)}
+    assert names == {"passkey", "niah", "multivalue", "multiquery", "vt", "fwe"}
+
+
+def test_curriculum_advances_on_accuracy_or_deadline():
+    c = Curriculum([256, 512, 1024], threshold=0.9, min_steps=10, final_by=0.5)
+    assert not c.update(5, 0.0, 1.0)  # too few steps in the stage
+    assert c.update(10, 0.01, 1.0) and c.length == 512
+    assert not c.update(11, 0.1, 0.2)
+    assert c.update(12, 0.5, 0.2) and c.length == 1024  # the last stage starts by half the run
+    assert not c.update(100, 0.9, 1.0)
+
+
+@pytest.mark.slow
+def test_smoke_run_trains_exports_and_evaluates(tmp_path):
+    from shadowkv_engine.model.config import ModelConfig
+    from shadowkv_engine.model.tokenizer import Tokenizer
+    from training.train_long_context import main
+
+    out = tmp_path / "model"
+    main(["--smoke", "--out", str(out), "--log", str(tmp_path / "log"),
+          "--eval-output", str(tmp_path / "eval.json"), "--spectra-output", str(tmp_path / "spectra.json")])
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
+                                               "tokenizer_config.json", "generation_config.json"}
+    config = ModelConfig.from_pretrained(out)  # the engine reads the checkpoint
+    assert config.head_dim == 32 and config.num_kv_heads == 1 and config.torch_dtype.is_floating_point
+    tokenizer = Tokenizer.from_pretrained(out)
+    assert tokenizer.chat_template and tokenizer.eos_token_ids == [1, 4]
+    results = json.loads((tmp_path / "eval.json").read_text())["results"]
+    assert [(r["task"], r["length"]) for r in results][:2] == [("passkey", 256), ("niah_single", 256)]
+    spectra = json.loads((tmp_path / "spectra.json").read_text())
+    assert spectra["niah_single_prose"]["layers"][0]["pre_rope"]["dim"] == 32
+    assert "trained:" in (tmp_path / "log").read_text()

@@ -1,0 +1,259 @@
+"""Train the embedded default model: a small Llama that retrieves from long contexts.
+
+    python -m training.train_long_context --out shadowkv_engine/assets/default_model   # one GPU
+    python -m training.train_long_context --smoke --out /tmp/smoke                     # CPU, seconds
+
+Steps: train a byte-level BPE on generated task text; train a Llama-architecture model (GQA, RoPE,
+head dim 128) on chats over synthetic long contexts with the loss on the answers, lengths growing
+from 256 tokens to the trained length (curriculum.py); export a Hugging Face checkpoint in bf16;
+measure full-attention accuracy with plain transformers (evaluate_hf.py) and the key spectra
+(key_spectra.py). The run stops on a wall-clock budget (the GPU lease is short) or a step count;
+data, initialisation and evaluation are seeded, but GPU kernels and the time budget make the
+final weights differ from run to run.
+"""
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers are forked after BPE training
+
+import argparse
+import datetime
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from .batches import BatchFeeder
+from .curriculum import Curriculum
+from .documents import KINDS, RETRIEVAL_KINDS, tokenizer_corpus
+from .tokenizer import BOS_ID, END_OF_TEXT_ID, EOT_ID, save_tokenizer, train_tokenizer
+
+PRESETS = {
+    # ~10.5M parameters, 21 MB in bf16; the shape of training_probe.md's run 4 with a smaller MLP
+    # so the checkpoint stays under 25 MB.
+    "full": dict(layers=4, hidden=512, heads=4, kv_heads=2, head_dim=128, intermediate=1024,
+                 vocab_size=1024, lengths="256,512,1024,2048,4096,8192", batch_tokens=32768,
+                 max_position_embeddings=32768, corpus_docs=3000, time_budget=400.0, max_steps=0,
+                 workers=max(1, (os.cpu_count() or 2) - 2), eval_samples=100, grid_samples=20,
+                 grid_lengths="8192,16384,4096,2048", grid_tasks="all", spectra_tasks="niah_single_prose,passkey"),
+    "smoke": dict(layers=2, hidden=64, heads=2, kv_heads=1, head_dim=32, intermediate=128,
+                  vocab_size=384, lengths="192,256", batch_tokens=1024, max_position_embeddings=1024,
+                  corpus_docs=200, time_budget=0.0, max_steps=12, workers=0, eval_samples=2,
+                  grid_samples=1, grid_lengths="512", grid_tasks="passkey,vt", spectra_tasks="niah_single_prose"),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--smoke", action="store_true", help="tiny model, a few steps on the CPU")
+    p.add_argument("--log", help="append the log here too")
+    p.add_argument("--eval-output", help="JSON of the full-attention eval")
+    p.add_argument("--spectra-output", help="JSON of the key spectra")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--rope-theta", type=float, default=500000.0)
+    p.add_argument("--deadline", type=float, default=0.0,
+                   help="seconds from start after which remaining eval cells are skipped (0: none)")
+    for name, default in PRESETS["full"].items():  # preset values unless given
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None)
+    args = p.parse_args(argv)
+    for name, value in PRESETS["smoke" if args.smoke else "full"].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.lengths = [int(x) for x in args.lengths.split(",")]
+    args.grid_lengths = [int(x) for x in args.grid_lengths.split(",")]
+    if args.smoke:
+        args.warmup = min(args.warmup, 4)
+    return args
+
+
+class Log:
+    def __init__(self, path: str | None):
+        self.path, self.start = path, time.time()
+
+    def __call__(self, message: str) -> None:
+        line = f"[{time.time() - self.start:7.1f}s] {message}"
+        print(line, flush=True)
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+
+
+def build_model(args, vocab_size: int) -> LlamaForCausalLM:
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=args.hidden, intermediate_size=args.intermediate,
+        num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
+        head_dim=args.head_dim, max_position_embeddings=args.max_position_embeddings,
+        rope_parameters={"rope_type": "default", "rope_theta": args.rope_theta}, rms_norm_eps=1e-5,
+        tie_word_embeddings=False, bos_token_id=BOS_ID, eos_token_id=[END_OF_TEXT_ID, EOT_ID],
+        pad_token_id=END_OF_TEXT_ID)
+    return LlamaForCausalLM._from_config(config, attn_implementation="sdpa")
+
+
+def make_optimizer(model, args) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=args.lr, betas=(0.9, 0.95), fused=args.device.startswith("cuda"))
+
+
+def lr_factor(step: int, progress: float, warmup: int) -> float:
+    """Linear warm-up, flat, then linear decay to 10% over the last fifth of the run."""
+    decay = 1.0 if progress < 0.8 else max(0.1, 1.0 - 4.5 * (progress - 0.8))
+    return min(1.0, (step + 1) / warmup) * decay
+
+
+def train(args, model, feeder: BatchFeeder, log: Log) -> dict:
+    device = torch.device(args.device)
+    optimizer = make_optimizer(model, args)
+    curriculum = Curriculum(args.lengths)
+    bf16 = device.type == "cuda"
+    num_kinds = max(KINDS.values()) + 1
+    window = torch.zeros(2, num_kinds, device=device)  # correct, total answer tokens per kind
+    log_every, check_every = (1, 1) if args.smoke else (50, 10)
+    start, step, tokens, loss_sum = time.time(), 0, 0, torch.zeros((), device=device)
+    log_window = torch.zeros(2, num_kinds, device=device)
+
+    def progress() -> float:
+        by_steps = step / args.max_steps if args.max_steps else 0.0
+        by_time = (time.time() - start) / args.time_budget if args.time_budget else 0.0
+        return max(by_steps, by_time)
+
+    model.train()
+    while progress() < 1.0:
+        ids, loss_mask, kind = (torch.from_numpy(a).to(device, non_blocking=True)
+                                for a in feeder.next(curriculum.length))
+        ids = ids.long()
+        target, mask = ids[:, 1:], loss_mask[:, 1:]
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * lr_factor(step, progress(), args.warmup)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = model.model(input_ids=ids[:, :-1]).last_hidden_state
+            logits = model.lm_head(hidden[mask]).float()
+        answers = target[mask]
+        loss = F.cross_entropy(logits, answers)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+        kinds = kind[:, 1:][mask].long()
+        correct = (logits.argmax(-1) == answers).float()
+        counts = torch.stack([torch.zeros(num_kinds, device=device).index_add_(0, kinds, correct),
+                              torch.bincount(kinds, minlength=num_kinds).float()])
+        window += counts
+        log_window += counts
+        loss_sum += loss.detach()
+        step += 1
+        tokens += ids.numel()
+        if step % check_every == 0:
+            correct_n, total_n = window[:, list(RETRIEVAL_KINDS)].sum(1).tolist()
+            window.zero_()
+            if curriculum.update(step, progress(), correct_n / total_n if total_n else None):
+                log(f"step {step}: curriculum -> length {curriculum.length}")
+        if step % log_every == 0:
+            hits, totals = log_window.tolist()
+            accuracy = {name: round(hits[code] / totals[code], 3) for name, code in KINDS.items()
+                        if totals[code]}
+            elapsed = time.time() - start
+            log(f"step {step} len {curriculum.length} lr {optimizer.param_groups[0]['lr']:.2e} "
+                f"loss {loss_sum.item() / log_every:.4f} answer-token acc {accuracy} "
+                f"tok/s {tokens / elapsed:,.0f}")
+            loss_sum.zero_()
+            log_window.zero_()
+    return {"steps": step, "tokens": tokens, "seconds": round(time.time() - start, 1),
+            "final_length": curriculum.length}
+
+
+def export(model, tokenizer, args, summary: dict) -> Path:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(out)
+    save_tokenizer(tokenizer, out, args.max_position_embeddings)
+    config_file = out / "config.json"
+    config = json.loads(config_file.read_text())
+    # Older readers (transformers 4.x) look for these two names.
+    config |= {"torch_dtype": "bfloat16", "rope_theta": args.rope_theta, "shadowkv_training": summary}
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
+    return out
+
+
+def evaluate_checkpoint(out: Path, args, log: Log, script_start: float) -> None:
+    """Full-attention accuracy (trained length first, then the grid until the deadline) and key
+    spectra; the eval JSON is rewritten after every cell, so a cut-off run keeps what it measured."""
+    from shadowkv_engine.eval.runner import format_table, write_json
+    from shadowkv_engine.eval.tasks import TASKS
+
+    from .evaluate_hf import run_hf_eval
+    from .hf_generate import load
+    from .key_spectra import format_spectra, measure
+
+    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    model, tokenizer = load(str(out), args.device, dtype)
+    trained = args.lengths[-1]
+    meta = {"model": str(out), "attention": "dense (transformers SDPA)", "device": args.device,
+            "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+            "dtype": str(dtype), "date": datetime.date.today().isoformat(),
+            "samples": f"{args.eval_samples} for passkey and niah_single at the trained length "
+                       f"({trained}), {args.grid_samples} for the rest"}
+    results = []
+
+    def run_cell(task: str, length: int, samples: int) -> None:
+        results.extend(run_hf_eval(model, tokenizer, [task], [length], samples, progress=False))
+        if args.eval_output:
+            write_json(args.eval_output, results, meta)
+
+    for task in ("passkey", "niah_single"):
+        run_cell(task, trained, args.eval_samples)
+    log("full attention (transformers), trained length:\n" + format_table(results))
+
+    spectra = measure(model.float(), tokenizer, args.spectra_tasks.split(","), trained)
+    log("key spectra:\n" + format_spectra(spectra))
+    if args.spectra_output:
+        Path(args.spectra_output).write_text(json.dumps(spectra, indent=1) + "\n")
+    model.to(dtype)
+
+    headline = len(results)
+    tasks = list(TASKS) if args.grid_tasks == "all" else args.grid_tasks.split(",")
+    # Most informative length first (the trained one): the deadline cuts the tail.
+    for length, task in [(length, task) for length in args.grid_lengths for task in tasks]:
+        if args.deadline and time.time() - script_start > args.deadline:
+            log(f"deadline reached: eval grid stops before {task} @ {length}")
+            break
+        run_cell(task, length, args.grid_samples)
+    if len(results) > headline:
+        log("full attention (transformers), grid:\n" + format_table(results[headline:]))
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    log = Log(args.log)
+    script_start = time.time()
+    torch.manual_seed(args.seed)
+    log(f"args: {vars(args)}")
+    tokenizer = train_tokenizer(tokenizer_corpus(args.seed, args.corpus_docs), args.vocab_size)
+    log(f"tokenizer: {tokenizer.get_vocab_size()} tokens")
+    feeder = BatchFeeder(tokenizer, args.seed, args.batch_tokens, args.workers)
+    try:
+        model = build_model(args, tokenizer.get_vocab_size()).to(args.device)
+        log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {args.device}"
+            + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
+        summary = train(args, model, feeder, log)
+    finally:
+        feeder.close()
+    summary |= {"trained_length": args.lengths[-1], "seed": args.seed,
+                "date": datetime.date.today().isoformat()}
+    log(f"trained: {summary}")
+    out = export(model, tokenizer, args, summary)
+    log(f"exported to {out}: " + ", ".join(f"{p.name} {p.stat().st_size:,} B" for p in sorted(out.iterdir())))
+    evaluate_checkpoint(out, args, log, script_start)
+    log("done")
+
+
+if __name__ == "__main__":
+    main()
