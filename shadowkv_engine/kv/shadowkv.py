@@ -78,24 +78,28 @@ class ShadowKV:
         tail_len = self.num_tokens + num_new - self.n_chunks * self.cfg.chunk_size
         return tail_len >= self.cfg.local_tokens + self.cfg.chunk_size
 
-    def pages_needed(self, num_new: int) -> tuple[int, int]:
-        gpu = self.tail.pages_needed(num_new)
-        gpu += int(_ceil(self.num_tokens + num_new, self.u_per_page) > len(self.u_pages))
-        cpu = 0
-        if self._folds_after(num_new):
-            gpu += int(self.n_chunks // self.rows_per_page >= len(self.lm_pages))
-            cpu = int(self.n_chunks * self.cfg.chunk_size // self.block_size >= len(self.cpu_pages))
-        return gpu, cpu
-
-    def reserve(self, num_new: int) -> None:
-        self.tail.reserve(num_new)
-        while _ceil(self.num_tokens + num_new, self.u_per_page) > len(self.u_pages):
-            self._grow(self.u_pages, self.gpu_pool)
+    def _growth(self, num_new: int) -> list[tuple[PageList, PagePool]]:
+        """The pages the next num_new tokens (and a fold they trigger) will add, one a list."""
+        grow = []
+        if _ceil(self.num_tokens + num_new, self.u_per_page) > len(self.u_pages):
+            grow.append((self.u_pages, self.gpu_pool))
         if self._folds_after(num_new):
             if self.n_chunks // self.rows_per_page >= len(self.lm_pages):
-                self._grow(self.lm_pages, self.gpu_pool)
+                grow.append((self.lm_pages, self.gpu_pool))
             if self.n_chunks * self.cfg.chunk_size // self.block_size >= len(self.cpu_pages):
-                self._grow(self.cpu_pages, self.cpu_pool)
+                grow.append((self.cpu_pages, self.cpu_pool))
+        return grow
+
+    def pages_needed(self, num_new: int) -> tuple[int, int]:
+        grow = self._growth(num_new)
+        gpu = self.tail.pages_needed(num_new) + sum(pool is self.gpu_pool for _, pool in grow)
+        return gpu, sum(pool is self.cpu_pool for _, pool in grow)
+
+    def reserve(self, num_new: int) -> None:
+        """Allocates what `pages_needed` counted; a compressed sequence adds one token a step."""
+        self.tail.reserve(num_new)
+        for pages, pool in self._growth(num_new):
+            self._grow(pages, pool)
 
     def _grow(self, pages: PageList, pool: PagePool, count: int = 1) -> None:
         pages.extend(pool.allocate(count))
