@@ -56,7 +56,7 @@ def _flag_type(field_type, default):
 
 def add_engine_args(parser: argparse.ArgumentParser):
     parser.add_argument("model", nargs="?", default=None,
-                        help="Hugging Face checkpoint folder; default: the embedded demo model")
+                        help="Hugging Face checkpoint folder; default: the embedded trained model")
     parser.add_argument("--config", metavar="FILE",
                         help="YAML file of EngineConfig options; flags override it")
     engine = parser.add_argument_group("engine")
@@ -79,18 +79,30 @@ def _config_names_model(path: str) -> bool:
     return bool((yaml.safe_load(Path(path).read_text()) or {}).get("model"))
 
 
+def _default_model() -> dict:
+    """The shipped trained model, or the random-weight demo where it is missing."""
+    from .default_model import DEFAULT_MODEL_NAME, default_model_path
+
+    path = default_model_path()
+    if path is not None:
+        logger.info("no model given: serving the embedded %s (a 10M-parameter model trained on "
+                    "synthetic long-context retrieval tasks) from %s", DEFAULT_MODEL_NAME, path)
+        return {"model": str(path), "served_model_name": DEFAULT_MODEL_NAME}
+    from .demo_model import DEMO_MODEL_NAME, ensure_demo_model
+
+    path = ensure_demo_model()
+    logger.warning("no model given: using %s at %s, a RANDOM-WEIGHT DEMO model (its output is "
+                   "gibberish)", DEMO_MODEL_NAME, path)
+    return {"model": str(path), "served_model_name": DEMO_MODEL_NAME}
+
+
 def engine_config(args: argparse.Namespace) -> EngineConfig:
     overrides = {f.name: getattr(args, f.name) for f in fields(EngineConfig)
                  if f.name not in ("model", "shadowkv") and getattr(args, f.name) is not None}
     if args.model is not None:
         overrides["model"] = args.model
     elif not (args.config and _config_names_model(args.config)):
-        from .demo_model import DEMO_MODEL_NAME, ensure_demo_model
-
-        overrides["model"] = str(ensure_demo_model())
-        overrides.setdefault("served_model_name", DEMO_MODEL_NAME)
-        logger.warning("no model given: using %s at %s, a RANDOM-WEIGHT DEMO model (its output "
-                       "is gibberish)", DEMO_MODEL_NAME, overrides["model"])
+        overrides.update(_default_model())
     if args.config:
         config = EngineConfig.from_yaml(args.config, **overrides)
     else:

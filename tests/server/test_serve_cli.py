@@ -8,6 +8,7 @@ import pytest
 
 from shadowkv_engine import LLM, SamplingParams
 from shadowkv_engine.cli import build_parser, engine_config, main
+from shadowkv_engine.default_model import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME
 from shadowkv_engine.demo_model import DEMO_MODEL_NAME
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,8 +43,15 @@ def test_flags_override_the_config_file(tmp_path):
     assert (config.shadowkv.rank, config.shadowkv.chunk_size) == (48, 16)
 
 
-def test_no_model_serves_the_demo(tmp_path, monkeypatch, caplog):
+def test_no_model_serves_the_embedded_trained_model():
+    config = config_of("--device", "cpu")
+    assert Path(config.model) == DEFAULT_MODEL_DIR
+    assert config.model_name == DEFAULT_MODEL_NAME
+
+
+def test_without_the_trained_asset_the_demo_stands_in(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("SHADOWKV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("shadowkv_engine.default_model.DEFAULT_MODEL_DIR", tmp_path / "absent")
     config = config_of("--device", "cpu")
     assert Path(config.model) == tmp_path / DEMO_MODEL_NAME
     assert config.model_name == DEMO_MODEL_NAME
