@@ -25,6 +25,13 @@ def hf_model(path):
     return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
 
+def hf_greedy(reference, ids, new_tokens) -> list[int]:
+    with torch.no_grad():
+        out = reference.generate(torch.tensor([ids]), max_new_tokens=new_tokens, do_sample=False,
+                                 eos_token_id=None, pad_token_id=0)
+    return out[0, len(ids):].tolist()
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_next_token_logits_match_transformers(make_checkpoint, arch):
     path = make_checkpoint(arch)
@@ -62,11 +69,8 @@ def test_greedy_generation_is_token_identical(make_checkpoint, arch):
                            use_tqdm=False)
     reference = hf_model(path)
     for ids, out in zip(batch, outputs):
-        with torch.no_grad():
-            expected = reference.generate(torch.tensor([ids]), max_new_tokens=40, do_sample=False,
-                                          eos_token_id=None, pad_token_id=0)[0, len(ids):]
         assert out.prompt_token_ids == ids
-        assert out.outputs[0].token_ids == expected.tolist(), f"{arch}, prompt of {len(ids)}"
+        assert out.outputs[0].token_ids == hf_greedy(reference, ids, 40), f"{arch}, {len(ids)}"
         assert out.outputs[0].finish_reason == "length"
 
 
@@ -100,7 +104,4 @@ def test_mistral_sliding_window_matches_transformers(make_checkpoint):
                            use_tqdm=False)
     reference = hf_model(path)
     for ids, out in zip(batch, outputs):
-        with torch.no_grad():
-            expected = reference.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False,
-                                          eos_token_id=None, pad_token_id=0)[0, len(ids):]
-        assert out.outputs[0].token_ids == expected.tolist()
+        assert out.outputs[0].token_ids == hf_greedy(reference, ids, 24)
