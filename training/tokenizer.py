@@ -11,21 +11,14 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from shadowkv_engine.demo_model import CHAT_TEMPLATE
+
 BOS, END_OF_TEXT, START_HEADER, END_HEADER, EOT = (
     "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
 SPECIAL_TOKENS = [BOS, END_OF_TEXT, START_HEADER, END_HEADER, EOT]  # trainer gives them ids 0..4
 BOS_ID, END_OF_TEXT_ID, EOT_ID = 0, 1, 4
 
-# Llama 3 Instruct's template: it writes BOS itself, so a rendered prompt is encoded without
-# adding special tokens.
-CHAT_TEMPLATE = (
-    "{% set loop_messages = messages %}{% for message in loop_messages %}"
-    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
-    "+ message['content'] | trim + '<|eot_id|>' %}"
-    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
-    "{{ content }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
-)
+# The chat template is the demo model's (Llama 3 Instruct's), so both checkpoints render alike.
 
 # Llama 3's split, except `\p{N}` alone where Llama 3 groups up to three digits.
 SPLIT_PATTERN = (
