@@ -9,10 +9,14 @@
 - Key rebuild: achieved bandwidth for the bytes it must move (coefficient rows and output keys of
   every fetched chunk, the head's basis once per (sequence, head)) over the measured HBM ceiling.
 - Plan: latency of the GPU planner against the plain-torch twin.
-- Landmark scoring + top-k (plain torch, no kernel yet): latency, to decide whether it needs one.
+- Landmark scoring: the CUDA op reading the landmark pages in place (B=1 and B=32 sequences,
+  16384 chunks), achieved bandwidth for the landmark bytes over the HBM ceiling, against its
+  plain-torch twin (landmark gather + scores); top-k (torch.topk, no kernel yet): latency.
 Times are medians of CUDA-event-timed repetitions after warm-up.
 """
 import argparse
+import functools
+import itertools
 import json
 import os
 import statistics
@@ -22,6 +26,7 @@ import torch
 from shadowkv_engine import ops
 from shadowkv_engine.kv.storage import PageLayout
 from shadowkv_engine.ops.chunk_plan import plan_chunk_reuse_torch
+from shadowkv_engine.ops.chunk_scores import score_chunks_paged_torch
 from shadowkv_engine.ops.extension import cuda_ops_available
 from shadowkv_engine.ops.key_rebuild import rebuild_keys_torch
 from shadowkv_engine.ops.paged import PagedTables
@@ -162,14 +167,51 @@ def plan_latency_us(rows, k):
             median_ms(lambda: plan_chunk_reuse_torch(resident, selected), iters=50) * 1e3)
 
 
-def scoring_latency_us(q_heads=32, kv_heads=8, num_chunks=16384, dim=128, budget_chunks=256):
-    """(score_chunks, top-k) of one sequence and layer, plain torch, GPU time in microseconds."""
+def scoring_latency_us(q_heads=32, kv_heads=8, num_chunks=16384, dim=128, budget_chunks=256,
+                       layers=4):
+    """Landmark scoring, GPU time in microseconds per (batch of sequences, layer):
+    - score_twin_us, topk_twin_us: plain-torch score_chunks on gathered landmarks and top-k,
+      one sequence;
+    - score_op_b{B}_us / _gbs: the CUDA op reading the landmark pages in place, and the bytes of
+      landmarks it reads (B*H*N*D*2) per second; score_paged_twin_b{B}_us: its twin (landmark
+      gather + scores). Calls rotate over `layers` layers, so the landmarks read (128 MiB a
+      sequence) do not sit in L2 between calls."""
+    r = {}
     q = torch.randn(q_heads, dim, device="cuda", dtype=torch.bfloat16)
     landmarks = torch.randn(kv_heads, num_chunks, dim, device="cuda", dtype=torch.bfloat16)
     excluded = torch.randint(0, num_chunks, (kv_heads, 48), device="cuda")
     scores = ops.score_chunks(q, landmarks, excluded)
-    return (graph_us(lambda: ops.score_chunks(q, landmarks, excluded)),
-            graph_us(lambda: scores.topk(budget_chunks, -1)))
+    r["score_twin_us"] = graph_us(lambda: ops.score_chunks(q, landmarks, excluded))
+    r["topk_twin_us"] = graph_us(lambda: scores.topk(budget_chunks, -1))
+    del landmarks
+
+    layout = PageLayout(layers, kv_heads, dim, 16)
+    per_seq = -(-num_chunks // layout.head_rows_per_page)
+    for batch in (1, 32):
+        arena = torch.randn(batch * per_seq, layout.page_elems, dtype=torch.bfloat16,
+                            device="cuda")
+        case = dict(q=torch.randn(batch, q_heads, dim, dtype=torch.bfloat16, device="cuda"),
+                    head_rows=layout.head_rows_view(arena),
+                    lm_pages=torch.randperm(batch * per_seq).int().view(batch, -1).cuda(),
+                    n_chunks=torch.full((batch,), num_chunks, dtype=torch.int32, device="cuda"),
+                    excluded=torch.randint(0, num_chunks, (batch, kv_heads, 48), device="cuda"),
+                    max_chunks=num_chunks)
+        calls = itertools.count()
+
+        def op(fn=ops.score_chunks_paged):
+            return fn(**case, layer=next(calls) % layers)
+
+        us = graph_us(op)
+        r[f"score_op_b{batch}_us"] = us
+        r[f"score_op_b{batch}_gbs"] = batch * kv_heads * num_chunks * dim * 2 / (us * 1e-6) / GB
+        twin = functools.partial(op, fn=score_chunks_paged_torch)
+        r[f"score_paged_twin_b{batch}_us"] = (graph_us(twin) if batch == 1 else
+                                             median_ms(twin, iters=5, warmup=1) * 1e3)
+        print(f"score_chunks_paged B={batch}: {us:.1f} us = {r[f'score_op_b{batch}_gbs']:.0f} "
+              f"GB/s; twin {r[f'score_paged_twin_b{batch}_us']:.1f} us", flush=True)
+        del arena, case
+        torch.cuda.empty_cache()
+    return r
 
 
 def main():
@@ -206,6 +248,9 @@ def main():
             r[key + "_tflops"] = flops / (ms * 1e-3) / 1e12
             if rank == 160:  # at rank 1024 the twin's [M, rank, D] float basis needs > 14 GB
                 r[key + "_twin_ms"] = median_ms(w.rebuild_twin, iters=5, warmup=1)
+                os.environ["SHADOWKV_REBUILD_STREAMING"] = "1"  # A/B: the streaming kernel
+                r[key + "_streaming_ms"] = median_ms(w.rebuild)
+                del os.environ["SHADOWKV_REBUILD_STREAMING"]
             print(f"rebuild {name} rank {rank}: {w.rebuild_bytes() / 2**20:.0f} MiB in {ms:.3f} ms "
                   f"= {r[key + '_gbs']:.0f} GB/s, {r[key + '_tflops']:.0f} TFLOP/s", flush=True)
             del w
@@ -214,7 +259,7 @@ def main():
     for k in (256, 1024):
         eager, graph, twin = plan_latency_us(256, k)
         r[f"plan_k{k}_us"], r[f"plan_k{k}_graph_us"], r[f"plan_k{k}_twin_us"] = eager, graph, twin
-    r["score_twin_us"], r["topk_twin_us"] = scoring_latency_us()
+    r.update(scoring_latency_us())
 
     if args.out:
         with open(args.out, "w") as f:
@@ -232,7 +277,8 @@ def main():
     for name in ("all_miss", "hit60"):
         for rank in (160, 1024):
             key = f"rebuild_{name}_r{rank}"
-            twin = (f", {r[key + '_twin_ms'] / r[key + '_ms']:.0f}x twin"
+            twin = (f", {r[key + '_twin_ms'] / r[key + '_ms']:.0f}x twin, "
+                    f"{r[key + '_streaming_ms'] / r[key + '_ms']:.2f}x streaming kernel"
                     if key + "_twin_ms" in r else "")
             print(f"{'rebuild ' + name + f' rank {rank} (B32 H8 K256 D128)':52s} "
                   f"{r[key + '_gbs']:9.0f} GB/s {r[key + '_gbs'] / hbm:8.0%} of HBM{twin}")
@@ -242,6 +288,11 @@ def main():
               f"{r[f'plan_k{k}_twin_us'] / r[f'plan_k{k}_us']:.0f}x twin")
     print(f"{'score_chunks twin (32 q heads, 16384 chunks, 1 seq)':52s} "
           f"{r['score_twin_us']:9.1f} us (GPU time, graph)")
+    for b in (1, 32):
+        us, twin = r[f"score_op_b{b}_us"], r[f"score_paged_twin_b{b}_us"]
+        print(f"{f'score_chunks_paged op, B={b} (H8 Hq32 N16384 D128)':52s} {us:9.1f} us "
+              f"{r[f'score_op_b{b}_gbs']:6.0f} GB/s = {r[f'score_op_b{b}_gbs'] / hbm:.0%} "
+              f"of HBM, {twin / us:.0f}x twin ({twin:.0f} us)")
     print(f"{'top-256 of 16384 (torch.topk), 8 heads, 1 seq':52s} "
           f"{r['topk_twin_us']:9.1f} us (GPU time, graph)")
 

@@ -11,6 +11,13 @@ __device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src,
                :: "r"(dst), "l"(gmem_src), "r"(src_bytes) : "memory");
 }
 
+// 4-byte variant (through L1), for copies that scatter 32-bit words.
+__device__ __forceinline__ void cp_async4(void* smem_dst, const void* gmem_src, int src_bytes) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n"
+               :: "r"(dst), "l"(gmem_src), "r"(src_bytes) : "memory");
+}
+
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");
 }

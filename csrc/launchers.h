@@ -70,3 +70,33 @@ size_t rebuild_smem_bytes(DType dtype, int head_dim);
 cudaError_t launch_rebuild_keys(const RebuildArgs& args, DType dtype, cudaStream_t stream);
 
 }  // namespace shadowkv
+
+// ---- landmark scoring (score_chunks.cu) -----------------------------------------------------
+namespace shadowkv {
+
+// Scores the landmarks of every (sequence, KV head) read in place from their pages: per query
+// head a softmax over chunks (float32 logits q.k / sqrt(D), excluded ids at -inf), then the max
+// over the G query heads of each KV head; -inf past a sequence's chunk count. See
+// shadowkv_engine/ops/chunk_scores.py.
+struct ScoreArgs {
+  const void* q;          // q[0, 0, 0], [batch, heads * group, head_dim], any strides
+  const void* landmarks;  // head_rows[0, layer], 16-byte aligned rows
+  const int32_t* pages;   // [batch, page_cols] landmark pages, chunk n at row n % rows_per_page
+                          // of page n / rows_per_page
+  const int32_t* n_chunks;  // [batch] chunks of each sequence (at most max_chunks are read)
+  const void* excluded;     // [batch, heads, num_excluded] int32 or int64 chunk ids
+  float* scores;            // [batch, heads, max_chunks], contiguous
+  float* workspace;         // score_chunks_workspace_floats(...) floats
+  int64_t q_batch_stride, q_head_stride, q_dim_stride;
+  int64_t page_stride, head_stride, row_stride;
+  int64_t excluded_batch_stride, excluded_head_stride;
+  int excluded_itemsize;  // 4 or 8
+  int num_excluded;
+  int page_cols, rows_per_page;
+  int batch, heads, group, head_dim, max_chunks;
+};
+bool score_chunks_supports(int head_dim, int group);  // head dims 64/128/256, group 1..8
+size_t score_chunks_workspace_floats(const ScoreArgs& args, DType dtype);
+cudaError_t launch_score_chunks(const ScoreArgs& args, DType dtype, cudaStream_t stream);
+
+}  // namespace shadowkv

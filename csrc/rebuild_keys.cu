@@ -3,16 +3,22 @@
 // angle = float(position) * inv_freq in float32 like the twin) and write the post-RoPE keys into
 // the chunk's slot rows. Twin: shadowkv_engine/ops/key_rebuild.py.
 //
+// 16-bit keys whose basis fits in shared memory take rebuild_resident.cu; this file holds the
+// entry point and the streaming kernel for the rest (float32 keys, ranks of ~400+).
+//
 // Block = one (sequence, KV head) and a segment of slots. It compacts the segment's fetched slots
 // (hits cost nothing), then runs 128-row tiles: rank slices of the coefficient rows and of the
 // basis stream through a multistage cp.async pipeline into the tile product, whose float result is
 // staged in shared memory (aliasing the pipeline) so that RoPE can pair dimension d with d + D/2.
 // Any rank works (slices past it are zero-filled); rows that straddle pages are looked up per row.
+#include <cstdlib>
+
 #include <cuda_runtime.h>
 
 #include "block_scan.cuh"
 #include "cp_async.cuh"
 #include "launchers.h"
+#include "rebuild_resident.h"
 #include "tile_product.cuh"
 
 namespace shadowkv {
@@ -259,6 +265,19 @@ size_t rebuild_smem_bytes(DType dtype, int head_dim) {
 
 cudaError_t launch_rebuild_keys(const RebuildArgs& a, DType dtype, cudaStream_t stream) {
   if (int64_t(a.t.batch) * a.t.heads * a.t.slots == 0) return cudaSuccess;
+  int device = 0, max_smem = 0, sms = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err != cudaSuccess) return err;
+  // Room for the resident kernel's static shared memory (its scan's warp totals).
+  const size_t dynamic_smem = size_t(max_smem) - 1024;
+  // SHADOWKV_REBUILD_STREAMING=1 forces the streaming kernel: its tests and A/B benchmarks.
+  const char* streaming = std::getenv("SHADOWKV_REBUILD_STREAMING");
+  const bool resident_allowed = streaming == nullptr || streaming[0] != '1';
+  if (resident_allowed && rebuild_resident_fits(a, dtype, dynamic_smem))
+    return launch_rebuild_resident(a, dtype, dynamic_smem, sms, stream);
   switch (dtype) {
     case DType::kFloat32: return launch_for_dim<float>(a, stream);
     case DType::kFloat16: return launch_for_dim<__half>(a, stream);

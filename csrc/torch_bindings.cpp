@@ -213,6 +213,78 @@ void rebuild_keys(const at::Tensor& u_rows, const at::Tensor& basis, at::Tensor 
   check_launch(launch_rebuild_keys(a, dtype, c10::cuda::getCurrentCUDAStream()), "rebuild_keys");
 }
 
+void score_chunks_paged(const at::Tensor& q, const at::Tensor& head_rows,
+                        const at::Tensor& lm_pages, const at::Tensor& n_chunks,
+                        const at::Tensor& excluded, int64_t layer, at::Tensor scores) {
+  TORCH_CHECK(head_rows.is_cuda() && head_rows.dim() == 5,
+              "head_rows must be a CUDA tensor [pages, L, H, rows, D], got ", head_rows.sizes());
+  TORCH_CHECK(layer >= 0 && layer < head_rows.size(1), "layer ", layer, " out of range");
+  check_aligned(head_rows, "head_rows", {0, 1, 2, 3});
+  const c10::cuda::CUDAGuard guard(head_rows.device());
+  const int64_t heads = head_rows.size(2), head_dim = head_rows.size(4);
+  TORCH_CHECK(q.is_cuda() && q.dim() == 3 && q.scalar_type() == head_rows.scalar_type() &&
+              q.size(2) == head_dim && q.size(1) % heads == 0,
+              "q must be [batch, q_heads, D] of head_rows' dtype with q_heads a multiple of ",
+              heads, ", got ", q.scalar_type(), " ", q.sizes());
+  const int64_t batch = q.size(0), group = q.size(1) / heads;
+  TORCH_CHECK(score_chunks_supports(static_cast<int>(head_dim), static_cast<int>(group)),
+              "shadowkv.score_chunks_paged: no kernel for head_dim ", head_dim, " and GQA group ",
+              group, " (head dims 64/128/256, groups 1-8)");
+  check_int_table(lm_pages, "lm_pages", 2);
+  check_int_table(n_chunks, "n_chunks", 1);
+  TORCH_CHECK(lm_pages.size(0) == batch && n_chunks.size(0) == batch,
+              "lm_pages and n_chunks need one row per sequence (", batch, ")");
+  TORCH_CHECK(excluded.is_cuda() && excluded.dim() == 3 && excluded.size(0) == batch &&
+              excluded.size(1) == heads &&
+              (excluded.scalar_type() == at::kInt || excluded.scalar_type() == at::kLong) &&
+              (excluded.size(2) <= 1 || excluded.stride(2) == 1),
+              "excluded must be int32/int64 [batch, heads, X] with contiguous rows, got ",
+              excluded.scalar_type(), " ", excluded.sizes());
+  TORCH_CHECK(scores.is_cuda() && scores.scalar_type() == at::kFloat && scores.dim() == 3 &&
+              scores.size(0) == batch && scores.size(1) == heads && scores.is_contiguous(),
+              "scores must be a contiguous float32 CUDA tensor [batch, heads, max_chunks], got ",
+              scores.sizes());
+  const int64_t max_chunks = scores.size(2), rows_per_page = head_rows.size(3);
+  TORCH_CHECK(lm_pages.size(1) * rows_per_page >= max_chunks, "lm_pages has ", lm_pages.size(1),
+              " pages of ", rows_per_page, " rows: too few for ", max_chunks, " chunks");
+  const int64_t item = head_rows.element_size();
+
+  ScoreArgs a;
+  a.q = q.data_ptr();
+  a.landmarks =
+      static_cast<const char*>(head_rows.data_ptr()) + layer * head_rows.stride(1) * item;
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(a.landmarks) % 16 == 0,
+              "head_rows must be 16-byte aligned");
+  a.pages = lm_pages.data_ptr<int32_t>();
+  a.n_chunks = n_chunks.data_ptr<int32_t>();
+  a.excluded = excluded.data_ptr();
+  a.scores = scores.data_ptr<float>();
+  a.q_batch_stride = q.stride(0);
+  a.q_head_stride = q.stride(1);
+  a.q_dim_stride = q.stride(2);
+  a.page_stride = head_rows.stride(0);
+  a.head_stride = head_rows.stride(2);
+  a.row_stride = head_rows.stride(3);
+  a.excluded_batch_stride = excluded.stride(0);
+  a.excluded_head_stride = excluded.stride(1);
+  a.excluded_itemsize = static_cast<int>(excluded.element_size());
+  a.num_excluded = static_cast<int>(excluded.size(2));
+  a.page_cols = static_cast<int>(lm_pages.size(1));
+  a.rows_per_page = static_cast<int>(rows_per_page);
+  a.batch = static_cast<int>(batch);
+  a.heads = static_cast<int>(heads);
+  a.group = static_cast<int>(group);
+  a.head_dim = static_cast<int>(head_dim);
+  a.max_chunks = static_cast<int>(max_chunks);
+  const DType dtype = dtype_of(head_rows);
+  // The caching allocator makes this workspace safe inside CUDA graphs.
+  at::Tensor workspace = at::empty({static_cast<int64_t>(score_chunks_workspace_floats(a, dtype))},
+                                   scores.options());
+  a.workspace = workspace.data_ptr<float>();
+  check_launch(launch_score_chunks(a, dtype, c10::cuda::getCurrentCUDAStream()),
+               "score_chunks_paged");
+}
+
 }  // namespace
 
 TORCH_LIBRARY(shadowkv, m) {
@@ -222,12 +294,15 @@ TORCH_LIBRARY(shadowkv, m) {
   m.def("rebuild_keys(Tensor u_rows, Tensor basis, Tensor(a!) kv, Tensor u_pages, "
         "Tensor basis_pages, Tensor slot_pages, Tensor row_offset, Tensor fetch, "
         "Tensor inv_freq, int layer, int chunk_size, int rank) -> ()");
+  m.def("score_chunks_paged(Tensor q, Tensor head_rows, Tensor lm_pages, Tensor n_chunks, "
+        "Tensor excluded, int layer, Tensor(a!) scores) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(shadowkv, CUDA, m) {
   m.impl("plan_chunk_reuse", &plan_chunk_reuse);
   m.impl("gather_values", &gather_values);
   m.impl("rebuild_keys", &rebuild_keys);
+  m.impl("score_chunks_paged", &score_chunks_paged);
 }
 
 }  // namespace shadowkv

@@ -52,6 +52,7 @@ class ShadowKV:
         self.exact_pages = PageList(device)  # outlier rows, then the selected-chunk slots
         self.cpu_pages = PageList(storage.values.device)  # offloaded values, by token position
         self._tables = None
+        self._lm_table = None
         shape = (layout.num_layers, layout.num_kv_heads)
         self.resident = torch.full(shape + (cfg.budget_chunks,), -1, dtype=torch.int32,
                                    device=device)
@@ -104,6 +105,7 @@ class ShadowKV:
     def _grow(self, pages: PageList, pool: PagePool, count: int = 1) -> None:
         pages.extend(pool.allocate(count))
         self._tables = None
+        self._lm_table = None
 
     def tables(self) -> ops.PagedTables:
         """The page tables the ops take (a batch of one), rebuilt only when pages are added."""
@@ -118,6 +120,15 @@ class ShadowKV:
                 slot_pages=table(self.exact_pages), store_pages=table(self.cpu_pages),
                 row_offset=index_tensor([self.n_out * self.cfg.chunk_size], device).int())
         return self._tables
+
+    def landmark_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(landmark pages int32 [1, cols], chunk count int32 [1]) as ops.score_chunks_paged
+        takes them; rebuilt when pages are added or a chunk is folded in."""
+        if self._lm_table is None:
+            device = self.storage.device
+            self._lm_table = (self.lm_pages.tensor().to(device, torch.int32)[None],
+                              index_tensor([self.n_chunks], device).int())
+        return self._lm_table
 
     def counters(self) -> tuple[int, int, int]:
         """(chunks selected, hits, value bytes fetched) so far; reads the device."""
@@ -222,8 +233,9 @@ class ShadowKV:
         self._write_coefficients(layer, position, coeffs[None])
         self.tail.write(layer, k, v, position)
 
-        landmarks = self._read_head_rows(self.lm_pages, layer, self.n_chunks)
-        scores = ops.score_chunks(q[0], landmarks, self.outlier_ids[layer])
+        lm_pages, n_chunks = self.landmark_table()
+        scores = ops.score_chunks_paged(q, storage.head_rows, lm_pages, n_chunks,
+                                        self.outlier_ids[layer][None], layer, self.n_chunks)[0]
         take = min(cfg.budget_chunks, self.n_chunks - self.n_out)
         selected = torch.full_like(self.resident[layer], -1)
         selected[:, :take] = scores.topk(take, dim=-1).indices.int()
@@ -267,6 +279,7 @@ class ShadowKV:
             keys, values = self.tail.read(layer, start, start + c)
             self._store_chunks(layer, keys, values, self.n_chunks)
         self.n_chunks += 1
+        self._lm_table = None
         self.tail.release_below(self.n_chunks * c)
 
     # ---- bookkeeping -----------------------------------------------------------------------

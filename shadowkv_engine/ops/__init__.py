@@ -1,9 +1,10 @@
 """One Python entry per kernel. Each has a plain-torch twin (the oracle, runs anywhere) and, where
 the CUDA extension `shadowkv_engine._C` is built and the tensors are on a GPU, a fast path."""
 from .chunk_plan import plan_chunk_reuse
-from .chunk_scores import score_chunks
+from .chunk_scores import score_chunks, score_chunks_paged
 from .key_rebuild import rebuild_keys
 from .paged import PagedTables
 from .value_gather import gather_values
 
-__all__ = ["PagedTables", "gather_values", "plan_chunk_reuse", "rebuild_keys", "score_chunks"]
+__all__ = ["PagedTables", "gather_values", "plan_chunk_reuse", "rebuild_keys", "score_chunks",
+           "score_chunks_paged"]

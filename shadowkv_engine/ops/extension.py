@@ -6,6 +6,8 @@ import torch
 
 # Head dims csrc/rebuild_keys.cu instantiates its kernel for; other dims use the twin.
 REBUILD_HEAD_DIMS = (64, 128, 256)
+# Head dims csrc/score_chunks.cu instantiates its kernels for.
+SCORE_HEAD_DIMS = (64, 128, 256)
 
 
 @functools.cache

@@ -1,4 +1,7 @@
 """Key rebuild: the twin against a float64 reference (CPU) and the CUDA op against the twin."""
+import dataclasses
+import math
+
 import pytest
 import torch
 
@@ -46,9 +49,15 @@ def test_twin_equals_float64_reference():
 
 
 @needs_cuda_ops
+@pytest.mark.parametrize("kernel", ["auto", "streaming"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize("batch,gqa,heads,chunk,head_dim,budget,rank", GRID, ids=GRID_IDS)
-def test_cuda_rebuild_equals_twin(batch, gqa, heads, chunk, head_dim, budget, rank, dtype):
+def test_cuda_rebuild_equals_twin(batch, gqa, heads, chunk, head_dim, budget, rank, dtype, kernel,
+                                  monkeypatch):
+    """"auto" takes the resident-basis kernel where the basis fits in shared memory (16-bit keys,
+    ranks up to a few hundred), the streaming kernel elsewhere; "streaming" forces the latter."""
+    if kernel == "streaming":
+        monkeypatch.setenv("SHADOWKV_REBUILD_STREAMING", "1")
     case = make_case(batch, heads, head_dim, chunk, budget, rank, dtype, "cuda",
                      seed=hash((batch, heads, budget, rank)) % 1000)
     want = case.arena.clone()
@@ -65,6 +74,33 @@ def test_cuda_rebuild_equals_twin(batch, gqa, heads, chunk, head_dim, budget, ra
 def test_cuda_rebuild_chunks_that_straddle_pages():
     case = make_case(batch=3, heads=2, head_dim=64, chunk_size=6, budget=384, rank=72,
                      dtype=torch.float16, device="cuda", seed=5)
+    want = case.arena.clone()
+    layout = case.layout
+    rebuild_keys_torch(layout.u_rows_view(want, case.rank), layout.head_rows_view(want),
+                       layout.kv_view(want), case.tables, case.fetch, case.inv_freq, case.layer,
+                       case.chunk_size, case.rank)
+    rebuild_keys(case.u_rows, case.head_rows, case.kv, case.tables, case.fetch, case.inv_freq,
+                 case.layer, case.chunk_size, case.rank)
+    assert_keys_match(case.arena, want, torch.float16)
+
+
+@needs_cuda_ops
+@pytest.mark.parametrize("kernel", ["auto", "streaming"])
+def test_cuda_rebuild_at_million_token_positions(kernel, monkeypatch):
+    """RoPE angles up to ~1e6 rad (a 1M-token context): the kernels' angle reduction must match
+    the twin's float32 cos/sin of the same rounded angle."""
+    if kernel == "streaming":
+        monkeypatch.setenv("SHADOWKV_REBUILD_STREAMING", "1")
+    case = make_case(batch=2, heads=4, head_dim=128, chunk_size=8, budget=512, rank=160,
+                     dtype=torch.float16, device="cuda", seed=7)
+    tpp = case.u_rows.shape[2]
+    shift = math.lcm(tpp, case.chunk_size) * (1_000_000 // math.lcm(tpp, case.chunk_size))
+    # Column c + shift/tpp of the new page table is column c of the old one: same coefficients,
+    # positions ~1M further on.
+    pad = case.tables.u_pages[:, :1].expand(-1, shift // tpp)
+    case.tables = dataclasses.replace(case.tables,
+                                      u_pages=torch.cat([pad, case.tables.u_pages], 1).contiguous())
+    case.fetch = torch.where(case.fetch >= 0, case.fetch + shift // case.chunk_size, case.fetch)
     want = case.arena.clone()
     layout = case.layout
     rebuild_keys_torch(layout.u_rows_view(want, case.rank), layout.head_rows_view(want),

@@ -1,0 +1,440 @@
+// Landmark scoring read in place from the landmark pages: per query head a softmax over the
+// chunk landmarks of its KV head (logits q.k / sqrt(D) in float32, excluded chunks at -inf), then
+// the maximum over the query heads of each GQA group. Twin: score_chunks_paged_torch in
+// shadowkv_engine/ops/chunk_scores.py.
+//
+// Two launches, because a softmax needs the whole row's max and sum before any output:
+//  1. segments: block = one (sequence, KV head) and a segment of 1-8 tiles of chunks (fewer
+//     when one sequence alone must fill the GPU). A tile is 32 KiB of 16-byte landmark loads
+//     (16 KiB with 8 query heads per KV head), all issued before the first is used, and the
+//     next tile's loads are in flight while this one is scored. Each landmark row is read once
+//     and dotted with all G query heads of its group. The block writes the float logits and
+//     its segment's (max, sum of exp) per query head to the workspace.
+//  2. normalize: block = one (sequence, KV head) and a tile of chunks. It folds the segments'
+//     (max, sum) into the row's, then writes max_g exp(logit - max_g) / sum_g, -inf past the
+//     sequence's chunk count.
+// The logits cost 4*G bytes per chunk and head, against 2*D bytes of landmark (6% at D=128, G=4),
+// and are still in L2 when the second launch reads them.
+// Measured on an H200 (docs/benchmarks.md): 1.9 TB/s of landmarks at 32 sequences, 44% of the
+// HBM copy rate; by its instruction count it is issue-bound, not memory-bound (see there).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "launchers.h"
+
+namespace shadowkv {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kTile = 512;  // chunks per block in the normalize launch
+constexpr int kChunksPerThread = kTile / kThreads;
+constexpr int kMaxGroup = 8;
+constexpr float kNegInf = -__builtin_huge_valf();
+
+// How a tile of landmark rows (D elements of T each) maps onto a block: each lane takes kVecs
+// 16-byte vectors of a row, kLanes lanes a row (a power of two from 8 to 32), kRowsPerWarp rows
+// per warp load, and each thread kPasses rows of a tile, all loaded before the first is used.
+// With the queries of GM heads in registers, GM = 8 takes half as many rows in flight.
+template <typename T, int D, int GM>
+struct RowMap {
+  static constexpr int kElems = 16 / sizeof(T);
+  static constexpr int kRowVecs = D / kElems;
+  static constexpr int kLanes = kRowVecs < 32 ? kRowVecs : 32;
+  static constexpr int kVecs = kRowVecs / kLanes;
+  static constexpr int kRowsPerWarp = 32 / kLanes;
+  static constexpr int kRowsPerPass = kWarps * kRowsPerWarp;
+  static constexpr int kLoads = GM >= 8 ? 4 : 8;  // 16-byte loads per thread and tile
+  static constexpr int kPasses = kLoads / kVecs;
+  static constexpr int kTileRows = kRowsPerPass * kPasses;
+};
+
+template <typename T> __device__ __forceinline__ float to_float(T x);
+template <> __device__ __forceinline__ float to_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ float to_float<__half>(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+
+// The 16 bytes of v as floats.
+template <typename T>
+__device__ __forceinline__ void unpack(const uint4& v, float* out);
+template <> __device__ __forceinline__ void unpack<float>(const uint4& v, float* out) {
+  out[0] = __uint_as_float(v.x); out[1] = __uint_as_float(v.y);
+  out[2] = __uint_as_float(v.z); out[3] = __uint_as_float(v.w);
+}
+template <> __device__ __forceinline__ void unpack<__nv_bfloat16>(const uint4& v, float* out) {
+  const unsigned w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {  // bf16 -> float is a 16-bit shift
+    out[2 * i] = __uint_as_float(w[i] << 16);
+    out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+template <> __device__ __forceinline__ void unpack<__half>(const uint4& v, float* out) {
+  const unsigned w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+// Sums acc[0..GM) over the kLanes lanes of a row, scattering the results: afterwards acc[0] of a
+// lane holds the full sum for query head (lane % kLanes) / (kLanes / GM). Each halving step
+// trades half of the values still held, so G sums cost GM - 1 + log2(kLanes / GM) shuffles
+// instead of G * log2(kLanes).
+template <int GM, int kLanes>
+__device__ __forceinline__ void reduce_scatter(float (&acc)[GM], int lane) {
+  int width = GM;
+#pragma unroll
+  for (int o = kLanes / 2; o > 0; o >>= 1) {
+    if (width > 1) {
+      const bool upper = lane & o;
+#pragma unroll
+      for (int i = 0; i < GM / 2; ++i) {
+        if (i < width / 2) {
+          const float send = upper ? acc[i] : acc[i + width / 2];
+          const float keep = upper ? acc[i + width / 2] : acc[i];
+          acc[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+        }
+      }
+      width /= 2;
+    } else {
+      acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], o);
+    }
+  }
+}
+
+struct Workspace {
+  float* logits;    // [batch, q_heads, max_chunks]
+  float2* partial;  // [batch, q_heads, segments]: (max, sum of exp) of each segment
+  int segments;
+};
+
+__host__ __device__ inline int64_t logits_floats(const ScoreArgs& a) {
+  // Rounded up so that the (max, sum) pairs after the logits are 8-byte aligned.
+  return (int64_t(a.batch) * a.heads * a.group * a.max_chunks + 1) / 2 * 2;
+}
+
+__device__ __forceinline__ Workspace workspace(const ScoreArgs& a, int segment) {
+  return {a.workspace, reinterpret_cast<float2*>(a.workspace + logits_floats(a)),
+          (a.max_chunks + segment - 1) / segment};
+}
+
+__device__ __forceinline__ int chunk_count(const ScoreArgs& a, int b) {
+  return min(a.n_chunks[b], a.max_chunks);
+}
+
+template <typename T, int D, int GM>
+__global__ void __launch_bounds__(kThreads, 2)
+    score_segments_kernel(ScoreArgs a, int tiles_per_block) {
+  using M = RowMap<T, D, GM>;
+  using Buffer = uint4[M::kPasses][M::kVecs];
+  __shared__ __align__(16) float s_q[GM * D];
+  __shared__ float s_logits[2][GM][M::kTileRows];  // two, so one barrier per tile is saved
+
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int n_b = chunk_count(a, b);
+  const int seg0 = blockIdx.x * tiles_per_block * M::kTileRows;
+  if (seg0 >= n_b) return;
+  const int tiles = min(tiles_per_block, (n_b - seg0 + M::kTileRows - 1) / M::kTileRows);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int sub = lane % M::kLanes;  // this lane's place in its row
+  const int row_in_pass = warp * M::kRowsPerWarp + lane / M::kLanes;
+
+  // The thread's rows are kRowsPerPass apart: a cursor steps through the page table instead of
+  // dividing by rows_per_page for every row. A tile's page ids are all loaded before any row, so
+  // that the rows' loads wait for one round trip, not one per row.
+  const char* head = static_cast<const char*>(a.landmarks) + h * a.head_stride * sizeof(T);
+  const int32_t* pages = a.pages + int64_t(b) * a.page_cols;
+  int next = seg0 + row_in_pass;
+  int col = next / a.rows_per_page, row = next - col * a.rows_per_page;
+  auto load_tile = [&](Buffer& buf) {
+    int page[M::kPasses], page_row[M::kPasses];
+#pragma unroll
+    for (int p = 0; p < M::kPasses; ++p) {
+      page[p] = next + p * M::kRowsPerPass < n_b ? __ldg(pages + col) : 0;
+      page_row[p] = row;
+      for (row += M::kRowsPerPass; row >= a.rows_per_page; row -= a.rows_per_page) ++col;
+    }
+#pragma unroll
+    for (int p = 0; p < M::kPasses; ++p) {
+      if (next + p * M::kRowsPerPass < n_b) {
+        const uint4* src = reinterpret_cast<const uint4*>(
+            head + (page[p] * a.page_stride + page_row[p] * a.row_stride) * sizeof(T));
+#pragma unroll
+        for (int v = 0; v < M::kVecs; ++v) buf[p][v] = __ldcs(src + sub + 32 * v);
+      } else {
+#pragma unroll
+        for (int v = 0; v < M::kVecs; ++v) buf[p][v] = make_uint4(0, 0, 0, 0);
+      }
+    }
+    next += M::kPasses * M::kRowsPerPass;
+  };
+  Buffer buf_a, buf_b;
+  load_tile(buf_a);
+
+  // Excluded ids: the first kThreads stay in registers (one each) for all tiles.
+  const char* ex = static_cast<const char*>(a.excluded) +
+                   (b * a.excluded_batch_stride + h * a.excluded_head_stride) * a.excluded_itemsize;
+  auto excluded_id = [&](int x) -> int64_t {
+    return a.excluded_itemsize == 8 ? reinterpret_cast<const int64_t*>(ex)[x]
+                                    : reinterpret_cast<const int32_t*>(ex)[x];
+  };
+  const int64_t my_excluded = threadIdx.x < a.num_excluded ? excluded_id(threadIdx.x) : -1;
+
+  // The group's queries as floats (zeros for the heads past G), from any strides.
+  const T* q = static_cast<const T*>(a.q) + b * a.q_batch_stride;
+  for (int i = threadIdx.x; i < GM * D; i += kThreads) {
+    const int g = i / D, d = i - g * D;
+    s_q[i] = g < a.group ? to_float(q[(h * a.group + g) * a.q_head_stride + d * a.q_dim_stride])
+                         : 0.f;
+  }
+  __syncthreads();
+  float qf[GM][M::kVecs][M::kElems];
+#pragma unroll
+  for (int g = 0; g < GM; ++g)
+#pragma unroll
+    for (int v = 0; v < M::kVecs; ++v)
+#pragma unroll
+      for (int e = 0; e < M::kElems; e += 4) {
+        const float4 x =
+            *reinterpret_cast<const float4*>(&s_q[g * D + (sub + 32 * v) * M::kElems + e]);
+        qf[g][v][e] = x.x; qf[g][v][e + 1] = x.y; qf[g][v][e + 2] = x.z; qf[g][v][e + 3] = x.w;
+      }
+
+  const float scale = rsqrtf(float(D));
+  constexpr int kLanesPerHead = M::kLanes / GM;
+  const int g_lane = sub / kLanesPerHead;
+  const Workspace w = workspace(a, tiles_per_block * M::kTileRows);
+  const int64_t out_row = (int64_t(b) * a.heads + h) * a.group + warp;  // warp g takes head g
+  float run_max = kNegInf, run_sum = 0.f;
+
+  auto score_tile = [&](const Buffer& buf, int t) {
+    float(*logits)[M::kTileRows] = s_logits[t & 1];
+    const int tile0 = seg0 + t * M::kTileRows;
+#pragma unroll
+    for (int p = 0; p < M::kPasses; ++p) {
+      float acc[GM];
+#pragma unroll
+      for (int g = 0; g < GM; ++g) acc[g] = 0.f;
+#pragma unroll
+      for (int v = 0; v < M::kVecs; ++v) {
+        float x[M::kElems];
+        unpack<T>(buf[p][v], x);
+#pragma unroll
+        for (int g = 0; g < GM; ++g)
+#pragma unroll
+          for (int e = 0; e < M::kElems; ++e) acc[g] = fmaf(qf[g][v][e], x[e], acc[g]);
+      }
+      reduce_scatter<GM, M::kLanes>(acc, sub);
+      const int i = p * M::kRowsPerPass + row_in_pass;
+      if (sub % kLanesPerHead == 0 && g_lane < a.group)
+        logits[g_lane][i] = tile0 + i < n_b ? acc[0] * scale : kNegInf;
+    }
+    __syncthreads();
+    // Excluded chunks drop out of the softmax; ids outside [0, n_b) are ignored.
+    const int tile_end = min(tile0 + M::kTileRows, n_b);
+    auto exclude = [&](int64_t id) {
+      if (id >= tile0 && id < tile_end)
+        for (int g = 0; g < a.group; ++g) logits[g][id - tile0] = kNegInf;
+    };
+    exclude(my_excluded);
+    for (int x = threadIdx.x + kThreads; x < a.num_excluded; x += kThreads) exclude(excluded_id(x));
+    __syncthreads();
+    if (warp < a.group) {  // fold the tile into the running (max, sum of exp) of head `warp`
+      float m = kNegInf;
+#pragma unroll
+      for (int i = lane; i < M::kTileRows; i += 32) m = fmaxf(m, logits[warp][i]);
+      m = warp_max(m);
+      float s = 0.f;
+      float* out = w.logits + out_row * a.max_chunks + tile0;
+      for (int i = lane; i < tile_end - tile0; i += 32) {
+        const float x = logits[warp][i];
+        if (m != kNegInf) s += expf(x - m);
+        out[i] = x;
+      }
+      s = warp_sum(s);
+      if (m != kNegInf) {
+        const float new_max = fmaxf(run_max, m);
+        run_sum = run_sum * expf(run_max - new_max) + s * expf(m - new_max);
+        run_max = new_max;
+      }
+    }
+  };
+
+  // Two register buffers: the next tile's loads are in flight while this one is scored.
+  for (int t = 0; t < tiles; t += 2) {
+    if (t + 1 < tiles) load_tile(buf_b);
+    score_tile(buf_a, t);
+    if (t + 1 >= tiles) break;
+    if (t + 2 < tiles) load_tile(buf_a);
+    score_tile(buf_b, t + 1);
+  }
+  if (warp < a.group && lane == 0)
+    w.partial[out_row * w.segments + blockIdx.x] = make_float2(run_max, run_sum);
+}
+
+__global__ void __launch_bounds__(kThreads) normalize_kernel(ScoreArgs a, int segment) {
+  __shared__ float s_max[kMaxGroup], s_inv_sum[kMaxGroup];
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int n_b = chunk_count(a, b);
+  const int t0 = blockIdx.x * kTile;
+  const int lane = threadIdx.x & 31;
+  const Workspace w = workspace(a, segment);
+  const int64_t row0 = (int64_t(b) * a.heads + h) * a.group;
+
+  // This thread's logits are loaded before the row statistics, to overlap the two.
+  float x[kChunksPerThread][kMaxGroup];
+#pragma unroll
+  for (int c = 0; c < kChunksPerThread; ++c) {
+    const int n = t0 + c * kThreads + threadIdx.x;
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g)
+      x[c][g] = g < a.group && n < n_b ? w.logits[(row0 + g) * a.max_chunks + n] : kNegInf;
+  }
+  if (t0 < n_b) {
+    const int segments = (n_b + segment - 1) / segment;
+    for (int g = threadIdx.x >> 5; g < a.group; g += kWarps) {
+      const float2* part = w.partial + (row0 + g) * w.segments;
+      float m = kNegInf;
+      for (int s = lane; s < segments; s += 32) m = fmaxf(m, part[s].x);
+      m = warp_max(m);
+      float z = 0.f;
+      for (int s = lane; s < segments; s += 32) {
+        const float2 p = part[s];
+        if (p.x != kNegInf) z += p.y * expf(p.x - m);
+      }
+      z = warp_sum(z);
+      if (lane == 0) {
+        s_max[g] = m;
+        s_inv_sum[g] = 1.f / z;
+      }
+    }
+  }
+  __syncthreads();
+
+  float* out = a.scores + (int64_t(b) * a.heads + h) * a.max_chunks;
+#pragma unroll
+  for (int c = 0; c < kChunksPerThread; ++c) {
+    const int n = t0 + c * kThreads + threadIdx.x;
+    if (n >= a.max_chunks) break;
+    float score = kNegInf;
+    if (n < n_b) {
+      score = 0.f;
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g)
+        if (g < a.group) score = fmaxf(score, expf(x[c][g] - s_max[g]) * s_inv_sum[g]);
+    }
+    out[n] = score;
+  }
+}
+
+// Calls f.run<T, D, GM>() for the dtype, head dim and GQA group (GM: the group rounded up to a
+// power of two).
+template <typename T, int D, typename F>
+auto by_group(int group, F& f) {
+  if (group <= 1) return f.template run<T, D, 1>();
+  if (group <= 2) return f.template run<T, D, 2>();
+  if (group <= 4) return f.template run<T, D, 4>();
+  return f.template run<T, D, 8>();
+}
+
+template <typename T, typename F>
+auto by_dim(int head_dim, int group, F& f) {
+  if (head_dim == 64) return by_group<T, 64>(group, f);
+  if (head_dim == 128) return by_group<T, 128>(group, f);
+  return by_group<T, 256>(group, f);
+}
+
+template <typename F>
+auto dispatch(DType dtype, int head_dim, int group, F& f) {
+  if (dtype == DType::kFloat32) return by_dim<float>(head_dim, group, f);
+  if (dtype == DType::kFloat16) return by_dim<__half>(head_dim, group, f);
+  return by_dim<__nv_bfloat16>(head_dim, group, f);
+}
+
+struct TileRows {
+  template <typename T, int D, int GM>
+  int run() { return RowMap<T, D, GM>::kTileRows; }
+};
+
+struct LaunchSegments {
+  const ScoreArgs& a;
+  dim3 grid;
+  int tiles_per_block;
+  cudaStream_t stream;
+  template <typename T, int D, int GM>
+  cudaError_t run() {
+    score_segments_kernel<T, D, GM><<<grid, kThreads, 0, stream>>>(a, tiles_per_block);
+    return cudaGetLastError();
+  }
+};
+
+int tile_rows(const ScoreArgs& a, DType dtype) {
+  TileRows f;
+  return dispatch(dtype, a.head_dim, a.group, f);
+}
+
+// A block keeps the next tile's loads in flight while it scores one, so more tiles per block
+// hide more latency, but the grid must still fill the GPU (2 blocks per SM): up to 8 tiles, while
+// the blocks still fill ~90% of those slots. On an H200 this picked the best of 1/2/4/8 tiles at
+// 4096 and 16384 chunks of one sequence and at 32 sequences (4, 1 and 8 tiles).
+int tiles_per_block(int64_t tiles, int sms) {
+  int t = 1;
+  while (t < 8 && tiles * 10 >= int64_t(2 * t) * 9 * (2 * sms)) t *= 2;
+  return t;
+}
+
+}  // namespace
+
+bool score_chunks_supports(int head_dim, int group) {
+  return (head_dim == 64 || head_dim == 128 || head_dim == 256) && group >= 1 &&
+         group <= kMaxGroup;
+}
+
+size_t score_chunks_workspace_floats(const ScoreArgs& a, DType dtype) {
+  // Room for one (max, sum) pair per tile: enough for any number of tiles per block.
+  const int rows = tile_rows(a, dtype);
+  const int64_t segments = (int64_t(a.max_chunks) + rows - 1) / rows;
+  return static_cast<size_t>(logits_floats(a) +
+                             2 * int64_t(a.batch) * a.heads * a.group * segments);
+}
+
+cudaError_t launch_score_chunks(const ScoreArgs& a, DType dtype, cudaStream_t stream) {
+  if (a.batch == 0 || a.heads == 0 || a.max_chunks == 0) return cudaSuccess;
+  if (!score_chunks_supports(a.head_dim, a.group)) return cudaErrorInvalidValue;
+  int device = 0, sms = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err != cudaSuccess) return err;
+  const int rows = tile_rows(a, dtype);
+  const int64_t tiles = (int64_t(a.max_chunks) + rows - 1) / rows * a.heads * a.batch;
+  const int per_block = tiles_per_block(tiles, sms);
+  const int segment = per_block * rows;
+  LaunchSegments launch{a, dim3((a.max_chunks + segment - 1) / segment, a.heads, a.batch),
+                        per_block, stream};
+  err = dispatch(dtype, a.head_dim, a.group, launch);
+  if (err != cudaSuccess) return err;
+  const dim3 grid((a.max_chunks + kTile - 1) / kTile, a.heads, a.batch);
+  normalize_kernel<<<grid, kThreads, 0, stream>>>(a, segment);
+  return cudaGetLastError();
+}
+
+}  // namespace shadowkv
