@@ -11,6 +11,12 @@ __device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src,
                :: "r"(dst), "l"(gmem_src), "r"(src_bytes) : "memory");
 }
 
+// Same, to a shared-memory address already converted (saves the conversion in hot loops).
+__device__ __forceinline__ void cp_async16(unsigned smem_dst, const void* gmem_src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+               :: "r"(smem_dst), "l"(gmem_src), "r"(src_bytes) : "memory");
+}
+
 // 4-byte variant (through L1), for copies that scatter 32-bit words.
 __device__ __forceinline__ void cp_async4(void* smem_dst, const void* gmem_src, int src_bytes) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));

@@ -265,19 +265,24 @@ size_t rebuild_smem_bytes(DType dtype, int head_dim) {
 
 cudaError_t launch_rebuild_keys(const RebuildArgs& a, DType dtype, cudaStream_t stream) {
   if (int64_t(a.t.batch) * a.t.heads * a.t.slots == 0) return cudaSuccess;
-  int device = 0, max_smem = 0, sms = 0;
+  int device = 0, block_smem = 0, sm_smem = 0, reserved = 0, sms = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    err = cudaDeviceGetAttribute(&block_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&sm_smem, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
-  // Room for the resident kernel's static shared memory (its scan's warp totals).
-  const size_t dynamic_smem = size_t(max_smem) - 1024;
+  // 1 KiB of room for the resident kernel's static shared memory (its scan's warp totals).
+  const DeviceLimits limits{size_t(block_smem) - 1024,
+                            size_t(sm_smem / 2 - reserved) - 1024, sms};
   // SHADOWKV_REBUILD_STREAMING=1 forces the streaming kernel: its tests and A/B benchmarks.
   const char* streaming = std::getenv("SHADOWKV_REBUILD_STREAMING");
   const bool resident_allowed = streaming == nullptr || streaming[0] != '1';
-  if (resident_allowed && rebuild_resident_fits(a, dtype, dynamic_smem))
-    return launch_rebuild_resident(a, dtype, dynamic_smem, sms, stream);
+  if (resident_allowed && rebuild_resident_fits(a, dtype, limits))
+    return launch_rebuild_resident(a, dtype, limits, stream);
   switch (dtype) {
     case DType::kFloat32: return launch_for_dim<float>(a, stream);
     case DType::kFloat16: return launch_for_dim<__half>(a, stream);

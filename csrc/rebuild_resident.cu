@@ -11,15 +11,19 @@
 // (a 4x4 transpose of 2-dim words) so that a thread's accumulators come out as 8 consecutive
 // dims of one row: one 16-byte store each, no shuffles.
 //
-// Why this shape (H100, rank 160, D 128): the op must move ~576 bytes per row (320 read, 256
-// written) against ~41 kFLOP, so it should run at HBM speed. With 8 warps of 32-row tiles the
-// SM issued one instruction every 2.7 cycles per scheduler (Nsight Compute: 2 warps per
-// scheduler, stalled on dependent arithmetic), so this version runs 16 warps of 16-row tiles
-// and spends fewer instructions per row.
+// Why this shape (rank 160, D 128): the op must move ~576 bytes per row (320 read, 256 written)
+// against ~41 kFLOP, so it should run at HBM speed, yet it is bound by instruction latency:
+// Nsight Compute shows ~0.4 instructions issued per cycle per scheduler, stalled on ldmatrix
+// results, the shared-memory queue and the RoPE's sin/cos. What helped, in order of effect
+// (H200, batch 32, docs/benchmarks.md): two 8-warp blocks per SM instead of one 16-warp block,
+// so one block's prologue overlaps the other's product (-16%); warp-per-row coefficient copies
+// with the row addresses tabulated once (-17%); together -5%: an unrolled product loop with
+// immediate addresses, a page lookup per basis row instead of per word, fast division.
 #include <cuda_runtime.h>
 
 #include "block_scan.cuh"
 #include "cp_async.cuh"
+#include "fast_divide.cuh"
 #include "launchers.h"
 #include "mma_sm80.cuh"
 #include "rebuild_resident.h"
@@ -28,10 +32,14 @@
 namespace shadowkv {
 namespace {
 
-constexpr int kThreads = 512;
+constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxBlockRows = 1024;  // rows one block takes on at most (row tables in smem)
 constexpr int kMaxStages = 4;
+// The product loop is unrolled over at most this many 16-wide rank steps (ranks up to 288), so
+// that its shared-memory addresses are immediates: a loop-carried address register stalled every
+// step on the ldmatrix still reading it (Nsight Compute: half of the loop's stalls).
+constexpr int kMaxRankSteps = 18;
 
 // A warp computes a 16-row x 64-dim tile: dims [32c, 32c + 32) and their RoPE partners D/2 on.
 template <int D>
@@ -54,7 +62,7 @@ __device__ __forceinline__ int permuted_column(int d) {
   return (d & ~31) + (((word & 3) * 4 + (word >> 2)) << 1) + (d & 1);
 }
 
-__host__ __device__ inline int padded_rank(int rank) { return (rank + 15) / 16 * 16; }
+__host__ __device__ inline int padded_rank(int rank) { return (rank + 31) / 32 * 32; }
 __host__ __device__ inline int coeff_stride(int rank_pad) {
   return (rank_pad / 8) % 2 == 1 ? rank_pad : rank_pad + 8;
 }
@@ -63,6 +71,11 @@ __host__ __device__ inline int coeff_stride(int rank_pad) {
 struct SmemPlan {
   int rank_pad, lda, stages, block_slots;
   unsigned stage_offset, stage_bytes, tables_offset, total;
+};
+
+// Divisors of the prologue's page-table lookups (see fast_divide.cuh).
+struct Divisors {
+  FastDivide chunk, u_page, kv_page, basis_page;
 };
 
 template <int D>
@@ -87,6 +100,11 @@ SmemPlan plan_smem(int rank, int block_rows, int chunk_size, size_t max_bytes) {
   return p;
 }
 
+// One rank step's mma operands: the A tile (16 rows x 16) and four B tiles (16 x 16 columns).
+struct Fragments {
+  uint32_t a[4], b[4][4];
+};
+
 __device__ __forceinline__ void wait_for_stage(int pending) {
   if (pending <= 0) cp_async_wait<0>();
   else if (pending == 1) cp_async_wait<1>();
@@ -94,15 +112,16 @@ __device__ __forceinline__ void wait_for_stage(int pending) {
 }
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kThreads, 1)
-    rebuild_resident_kernel(RebuildArgs a, SmemPlan p) {
+__global__ void __launch_bounds__(kThreads, 2)
+    rebuild_resident_kernel(RebuildArgs a, SmemPlan p, Divisors div) {
   using G = Geometry<D>;
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ int warp_totals[32];
   T* basis_s = reinterpret_cast<T*>(smem);
-  int64_t* row_u = reinterpret_cast<int64_t*>(smem + p.tables_offset);
+  // Per row: where its coefficients are, where its key goes, its token (= RoPE position).
+  const T** row_u = reinterpret_cast<const T**>(smem + p.tables_offset);
   const int block_rows = p.block_slots * a.t.chunk_size;
-  int64_t* row_dst = row_u + block_rows;
+  T** row_dst = reinterpret_cast<T**>(smem + p.tables_offset + sizeof(T*) * block_rows);
   int* row_token = reinterpret_cast<int*>(row_dst + block_rows);
 
   const SlotTables& t = a.t;
@@ -111,6 +130,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int32_t* u_pages = a.u_pages + int64_t(b) * a.u_cols;
   const int32_t* slot_pages = t.slot_pages + int64_t(b) * t.slot_cols;
   const int row_offset = t.row_offset[b];
+  const T* u = static_cast<const T*>(a.u);
+  T* kv = static_cast<T*>(a.kv);
   const int first_slot = blockIdx.x * p.block_slots;
 
   // Prologue: compact the fetched slots (hits cost nothing), then tabulate their rows, one row
@@ -134,74 +155,84 @@ __global__ void __launch_bounds__(kThreads, 1)
   __syncthreads();  // the last slots written after the scan's barrier
   const int num_rows = num_fetched * C;
   constexpr int kRowsPerThread = kMaxBlockRows / kThreads;
-  int slot[kRowsPerThread], token[kRowsPerThread];
+  int slot[kRowsPerThread], token[kRowsPerThread];  // slot[k]: the row's index among the slot rows
 #pragma unroll
   for (int k = 0; k < kRowsPerThread; ++k) {
-    const int row = threadIdx.x + k * kThreads, q = row / C;
-    slot[k] = row < num_rows ? slot_list[q] : 0;
-    token[k] = row < num_rows ? chunk_list[q] * C + (row - q * C) : 0;
+    const int row = threadIdx.x + k * kThreads;
+    int q, i;
+    div.chunk.divmod(row, q, i);
+    slot[k] = row < num_rows ? slot_list[q] * C + i : 0;
+    token[k] = row < num_rows ? chunk_list[q] * C + i : 0;
   }
   __syncthreads();  // slot_list and chunk_list are read; row_token may be overwritten
 #pragma unroll
   for (int k = 0; k < kRowsPerThread; ++k) {
     const int row = threadIdx.x + k * kThreads;
     if (row >= num_rows) continue;
-    const int i = row % C, dst_row = int(row_offset) + slot[k] * C + i;
-    row_u[row] = int64_t(u_pages[token[k] / a.u_tokens_per_page]) * a.u_page_stride +
-                 int64_t(token[k] % a.u_tokens_per_page) * a.u_row_stride;
-    row_dst[row] = int64_t(slot_pages[dst_row / t.block_size]) * a.kv_page_stride +
-                   head * a.kv_head_stride + int64_t(dst_row % t.block_size) * a.kv_row_stride;
+    int u_page, u_row, kv_page, kv_row;
+    div.u_page.divmod(token[k], u_page, u_row);
+    div.kv_page.divmod(row_offset + slot[k], kv_page, kv_row);
+    row_u[row] = u + int64_t(u_pages[u_page]) * a.u_page_stride + int64_t(u_row) * a.u_row_stride;
+    row_dst[row] = kv + int64_t(slot_pages[kv_page]) * a.kv_page_stride +
+                   head * a.kv_head_stride + int64_t(kv_row) * a.kv_row_stride;
     row_token[row] = token[k];
+  }
+  // And where each basis row is, parked in the last pipeline stage: its first load comes after
+  // the main loop's first barrier, when every warp has copied the basis.
+  auto stage_base = [&](int stage) {
+    return reinterpret_cast<T*>(smem + p.stage_offset + size_t(stage) * p.stage_bytes);
+  };
+  const T** basis_rows = reinterpret_cast<const T**>(stage_base(p.stages - 1));
+  for (int j = threadIdx.x; j < a.rank; j += kThreads) {
+    int page, r;
+    div.basis_page.divmod(j, page, r);
+    basis_rows[j] = static_cast<const T*>(a.basis) +
+                    int64_t(a.basis_pages[int64_t(b) * a.basis_cols + page]) * a.basis_page_stride +
+                    head * a.basis_head_stride + int64_t(r) * a.basis_row_stride;
   }
   __syncthreads();
 
   const int num_tiles = (num_rows + G::kTileRows - 1) / G::kTileRows;
-  const T* u = static_cast<const T*>(a.u);
 
-  // The basis rides in the first tile's cp.async group, in 4-byte words to permute its columns;
-  // rows past the rank are zeros.
-  {
-    const int32_t* basis_pages = a.basis_pages + int64_t(b) * a.basis_cols;
-    const T* basis = static_cast<const T*>(a.basis);
-    constexpr int kWords = D / 2;
-    for (int v = threadIdx.x; v < p.rank_pad * kWords; v += kThreads) {
-      const int j = v / kWords, d = (v % kWords) * 2;
-      const T* src = basis;
-      if (j < a.rank)
-        src = basis + int64_t(basis_pages[j / a.basis_rows_per_page]) * a.basis_page_stride +
-              head * a.basis_head_stride + int64_t(j % a.basis_rows_per_page) * a.basis_row_stride +
-              d;
-      cp_async4(basis_s + j * G::kLdb + permuted_column(d), src, j < a.rank ? 4 : 0);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+
+  // The basis rides in the first tile's cp.async group: a warp per basis row, 4-byte words so
+  // that the columns can be permuted; rows past the rank are zeros.
+  for (int j = warp; j < p.rank_pad; j += kWarps) {
+    T* dst = basis_s + j * G::kLdb;
+    if (j < a.rank) {
+      const T* src = basis_rows[j];
+      for (int d = 2 * lane; d < D; d += 64) cp_async4(dst + permuted_column(d), src + d, 4);
+    } else {
+      for (int d = 2 * lane; d < D; d += 64)
+        *reinterpret_cast<uint32_t*>(dst + permuted_column(d)) = 0u;
     }
   }
 
-  // Coefficient rows of one tile into a stage; columns past the rank and rows past the end are
-  // zeros (a NaN there would spread through the product).
-  // This thread's vectors: the first at (row r0, vector c0), then every kThreads-th; the same
-  // for every tile, stepped without divisions.
+  // Coefficient rows of one tile into a stage: warp w copies rows w, w + kWarps, ..., lane i the
+  // row's 16-byte vector i, so a row's offset is one shared-memory broadcast. Rows past the end
+  // are left as they are: an output row depends only on its own coefficient row, and those rows
+  // are not stored. Columns past the rank must be zeros (a NaN there would reach every output
+  // through the zero basis rows): the copies zero-fill what they do not read.
   const int vecs = p.rank_pad / 8;
-  const int r0 = threadIdx.x / vecs, c0 = threadIdx.x % vecs;
-  const int step_rows = kThreads / vecs, step_vecs = kThreads % vecs;
   auto load_tile = [&](int tile, int stage) {
-    T* dst = reinterpret_cast<T*>(smem + p.stage_offset + size_t(stage) * p.stage_bytes);
+    const uint32_t dst = smem_address(stage_base(stage));
     const int first_row = tile * G::kTileRows;
-    for (int r = r0, c = c0; r < G::kTileRows; r += step_rows, c += step_vecs) {
-      if (c >= vecs) {
-        c -= vecs;
-        ++r;
-        if (r >= G::kTileRows) break;
-      }
-      const int row = first_row + r, col = c * 8;
-      const int64_t off = row < num_rows ? row_u[row] : -1;
-      const int n = off >= 0 ? max(0, min(8, a.rank - col)) : 0;
-      T* d = dst + r * p.lda + col;
+    const int rows_here = min(G::kTileRows, num_rows - first_row);
+    const T* const* sources = row_u + first_row;
+    // Lane-constant vector and byte count, so the per-row work is an address and a copy.
+    for (int c = lane; c < vecs; c += 32) {
+      const int col = c * 8, n = max(0, min(8, a.rank - col));
       if (a.u_aligned) {
-        cp_async16(d, n > 0 ? u + off + col : u, n * 2);
-      } else {  // rows not 16-byte aligned (odd ranks): element copies
-        const unsigned short* src = reinterpret_cast<const unsigned short*>(u + (n > 0 ? off : 0));
-        unsigned short* out = reinterpret_cast<unsigned short*>(d);
+        for (int r = warp; r < rows_here; r += kWarps)
+          cp_async16(dst + (r * p.lda + col) * 2, sources[r] + col, n * 2);
+      } else {  // rows not 16-byte aligned (ranks not a multiple of 8): element copies
+        for (int r = warp; r < rows_here; r += kWarps) {
+          const unsigned short* from = reinterpret_cast<const unsigned short*>(sources[r] + col);
+          unsigned short* to = reinterpret_cast<unsigned short*>(stage_base(stage) + r * p.lda + col);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) out[e] = e < n ? src[col + e] : 0;
+          for (int e = 0; e < 8; ++e) to[e] = e < n ? from[e] : 0;
+        }
       }
     }
   };
@@ -212,7 +243,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     cp_async_commit();
   }
 
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int col_group = warp % G::kColGroups, warp_row0 = (warp / G::kColGroups) * 16;
   const int g = lane >> 2, tq = lane & 3;
   // This thread's dims in the first half: col_group*32 + 8tq + 2j + e (see permuted_column).
@@ -230,14 +260,17 @@ __global__ void __launch_bounds__(kThreads, 1)
                           (((lane & 7) + ((lane >> 3) & 1) * 8) * G::kLdb + (lane >> 4) * 8 +
                            col_group * 32) * 2;
   constexpr int kColPair[4] = {0, 16, G::kHalf, G::kHalf + 16};
-  T* kv = static_cast<T*>(a.kv);
 
+  // Stages in turn: the tile being multiplied, and the one its next load goes to (S - 1 on).
+  int read_stage = 0, write_stage = S - 1;
   for (int tile = 0; tile < num_tiles; ++tile) {
     wait_for_stage(S - 2);
     __syncthreads();  // this tile's stage visible to all; the previous tile's stage free
-    const int next = tile + S - 1;
-    if (next < num_tiles) load_tile(next, next % S);
+    if (tile + S - 1 < num_tiles) load_tile(tile + S - 1, write_stage);
     cp_async_commit();
+    const uint32_t a_base = smem_address(stage_base(read_stage)) + a_lane;
+    read_stage = read_stage + 1 == S ? 0 : read_stage + 1;
+    write_stage = write_stage + 1 == S ? 0 : write_stage + 1;
 
     const int tile_rows = min(G::kTileRows, num_rows - tile * G::kTileRows);
     if (warp_row0 >= tile_rows) continue;  // warp-uniform: this warp's rows are all padding
@@ -248,19 +281,38 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
 
-    const uint32_t a_base = smem_address(smem + p.stage_offset + size_t(tile % S) * p.stage_bytes) +
-                            a_lane;
-#pragma unroll 2
-    for (int k0 = 0; k0 < p.rank_pad; k0 += 16) {
-      uint32_t af[4], bf[4][4];
-      ldmatrix_x4(af, a_base + k0 * 2);
+    // This warp's rows' positions and destinations, read now so the loads hide behind the product.
+    int token[2];
+    T* dst[2];
 #pragma unroll
-      for (int q = 0; q < 4; ++q)
-        ldmatrix_x4_trans(bf[q], b_lane + (k0 * G::kLdb + kColPair[q]) * 2);
+    for (int h = 0; h < 2; ++h) {
+      const int row = tile * G::kTileRows + min(warp_row0 + h * 8 + g, tile_rows - 1);
+      token[h] = row_token[row];
+      dst[h] = row_dst[row] + dim0;
+    }
+
+    // The product, two 16-wide rank steps per branch so that the second step's fragments load
+    // while the first's multiply (ranks are padded to 32). Unrolled, the shared-memory addresses
+    // are immediates. (Prefetching a step further ahead was slower: the compiler predicates the
+    // loads of every unrolled step, and those issue even when off.)
 #pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        mma_16816<T>(acc[2 * q], af, bf[q][0], bf[q][1]);
-        mma_16816<T>(acc[2 * q + 1], af, bf[q][2], bf[q][3]);
+    for (int k = 0; k < kMaxRankSteps; k += 2) {
+      if (k * 16 < p.rank_pad) {
+        Fragments f[2];
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+          ldmatrix_x4(f[s].a, a_base + (k + s) * 16 * 2);
+#pragma unroll
+          for (int q = 0; q < 4; ++q)
+            ldmatrix_x4_trans(f[s].b[q], b_lane + ((k + s) * 16 * G::kLdb + kColPair[q]) * 2);
+        }
+#pragma unroll
+        for (int s = 0; s < 2; ++s)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            mma_16816<T>(acc[2 * q], f[s].a, f[s].b[q][0], f[s].b[q][1]);
+            mma_16816<T>(acc[2 * q + 1], f[s].a, f[s].b[q][2], f[s].b[q][3]);
+          }
       }
     }
 
@@ -268,10 +320,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     // rows g (h = 0) and g + 8 (h = 1) of the warp's 16.
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int r = warp_row0 + h * 8 + g;
-      const int row = tile * G::kTileRows + r;
-      if (r >= tile_rows) continue;
-      const float position = float(row_token[row]);
+      if (warp_row0 + h * 8 + g >= tile_rows) continue;
+      const float position = float(token[h]);
       uint32_t lo[4], hi[4];
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -287,46 +337,59 @@ __global__ void __launch_bounds__(kThreads, 1)
         lo[j] = pack2<T>(out_lo[0], out_lo[1]);
         hi[j] = pack2<T>(out_hi[0], out_hi[1]);
       }
-      T* dst = kv + row_dst[row] + dim0;
-      *reinterpret_cast<uint4*>(dst) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
-      *reinterpret_cast<uint4*>(dst + G::kHalf) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+      *reinterpret_cast<uint4*>(dst[h]) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+      *reinterpret_cast<uint4*>(dst[h] + G::kHalf) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
     }
   }
   cp_async_wait<0>();
 }
 
 template <typename T, int D>
-cudaError_t launch(const RebuildArgs& a, size_t max_smem, int num_sms, cudaStream_t stream) {
-  // Rows per block: enough blocks to fill every SM, at most kMaxBlockRows so the row tables fit.
+cudaError_t launch(const RebuildArgs& a, const DeviceLimits& device, cudaStream_t stream) {
+  // Two blocks a SM where both fit with two stages each, so that one block's prologue (page-table
+  // lookups, basis copy, first loads: a few microseconds of latency) overlaps the other's
+  // product; one block with more shared memory otherwise. Rows per block: enough blocks to fill
+  // every slot, at most kMaxBlockRows so the row tables fit.
   const int64_t rows = int64_t(a.t.batch) * a.t.heads * a.t.slots * a.t.chunk_size;
   const int tile = Geometry<D>::kTileRows;
-  int64_t block_rows = rows / num_sms / tile * tile;
-  block_rows = block_rows < tile ? tile : (block_rows > kMaxBlockRows ? kMaxBlockRows : block_rows);
-  const SmemPlan p = plan_smem<D>(a.rank, int(block_rows), a.t.chunk_size, max_smem);
+  SmemPlan p{};
+  for (int blocks_per_sm = 2; blocks_per_sm >= 1 && p.stages < 2; --blocks_per_sm) {
+    int64_t block_rows = rows / (int64_t(device.num_sms) * blocks_per_sm) / tile * tile;
+    block_rows = block_rows < tile ? tile : (block_rows > kMaxBlockRows ? kMaxBlockRows : block_rows);
+    p = plan_smem<D>(a.rank, int(block_rows), a.t.chunk_size,
+                     blocks_per_sm == 2 ? device.paired_smem : device.block_smem);
+  }
   if (p.stages < 2) return cudaErrorInvalidConfiguration;  // rebuild_resident_fits said no
   cudaError_t err = cudaFuncSetAttribute(rebuild_resident_kernel<T, D>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.total));
   if (err != cudaSuccess) return err;
+  Divisors div;
+  div.chunk = FastDivide(a.t.chunk_size);
+  div.u_page = FastDivide(a.u_tokens_per_page);
+  div.kv_page = FastDivide(a.t.block_size);
+  div.basis_page = FastDivide(a.basis_rows_per_page);
   const dim3 grid((a.t.slots + p.block_slots - 1) / p.block_slots, a.t.heads, a.t.batch);
-  rebuild_resident_kernel<T, D><<<grid, kThreads, p.total, stream>>>(a, p);
+  rebuild_resident_kernel<T, D><<<grid, kThreads, p.total, stream>>>(a, p, div);
   return cudaGetLastError();
 }
 
 template <typename T>
-cudaError_t launch_for_dim(const RebuildArgs& a, size_t max_smem, int num_sms,
-                           cudaStream_t stream) {
+cudaError_t launch_for_dim(const RebuildArgs& a, const DeviceLimits& device, cudaStream_t stream) {
   switch (a.head_dim) {
-    case 64: return launch<T, 64>(a, max_smem, num_sms, stream);
-    case 128: return launch<T, 128>(a, max_smem, num_sms, stream);
-    case 256: return launch<T, 256>(a, max_smem, num_sms, stream);
+    case 64: return launch<T, 64>(a, device, stream);
+    case 128: return launch<T, 128>(a, device, stream);
+    case 256: return launch<T, 256>(a, device, stream);
     default: return cudaErrorInvalidValue;
   }
 }
 
 }  // namespace
 
-bool rebuild_resident_fits(const RebuildArgs& a, DType dtype, size_t max_block_smem) {
-  if (dtype == DType::kFloat32 || a.t.chunk_size > kMaxBlockRows) return false;
+bool rebuild_resident_fits(const RebuildArgs& a, DType dtype, const DeviceLimits& device) {
+  const size_t max_block_smem = device.block_smem;
+  if (dtype == DType::kFloat32 || a.t.chunk_size > kMaxBlockRows ||
+      padded_rank(a.rank) > 16 * kMaxRankSteps)
+    return false;
   // The largest row tables a launch may use (kMaxBlockRows) must fit beside two stages.
   switch (a.head_dim) {
     case 64: return plan_smem<64>(a.rank, kMaxBlockRows, a.t.chunk_size, max_block_smem).stages >= 2;
@@ -336,11 +399,10 @@ bool rebuild_resident_fits(const RebuildArgs& a, DType dtype, size_t max_block_s
   }
 }
 
-cudaError_t launch_rebuild_resident(const RebuildArgs& a, DType dtype, size_t max_block_smem,
-                                    int num_sms, cudaStream_t stream) {
-  if (dtype == DType::kFloat16) return launch_for_dim<__half>(a, max_block_smem, num_sms, stream);
-  if (dtype == DType::kBFloat16)
-    return launch_for_dim<__nv_bfloat16>(a, max_block_smem, num_sms, stream);
+cudaError_t launch_rebuild_resident(const RebuildArgs& a, DType dtype, const DeviceLimits& device,
+                                    cudaStream_t stream) {
+  if (dtype == DType::kFloat16) return launch_for_dim<__half>(a, device, stream);
+  if (dtype == DType::kBFloat16) return launch_for_dim<__nv_bfloat16>(a, device, stream);
   return cudaErrorInvalidValue;
 }
 

@@ -9,8 +9,16 @@
 
 namespace shadowkv {
 
-bool rebuild_resident_fits(const RebuildArgs& a, DType dtype, size_t max_block_smem);
-cudaError_t launch_rebuild_resident(const RebuildArgs& a, DType dtype, size_t max_block_smem,
-                                    int num_sms, cudaStream_t stream);
+// What the device offers a launch, less the shared memory the kernel declares statically and
+// the runtime reserves per block.
+struct DeviceLimits {
+  size_t block_smem;   // dynamic shared memory one block may opt into
+  size_t paired_smem;  // dynamic shared memory each of two blocks sharing a SM may have
+  int num_sms;
+};
+
+bool rebuild_resident_fits(const RebuildArgs& a, DType dtype, const DeviceLimits& device);
+cudaError_t launch_rebuild_resident(const RebuildArgs& a, DType dtype, const DeviceLimits& device,
+                                    cudaStream_t stream);
 
 }  // namespace shadowkv
