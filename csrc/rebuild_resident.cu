@@ -87,7 +87,7 @@ SmemPlan plan_smem(int rank, int block_rows, int chunk_size, size_t max_bytes) {
   p.block_slots = block_rows / chunk_size > 0 ? block_rows / chunk_size : 1;
   const size_t basis = size_t(p.rank_pad) * G::kLdb * 2;
   const size_t stage = size_t(G::kTileRows) * p.lda * 2;
-  // Per row: coefficient offset, key offset (int64 each), token (int32); the token table also
+  // Per row: coefficient and key addresses (8 bytes each), token (int32); the token table also
   // holds the compacted slot and chunk lists during the prologue.
   const int rows = p.block_slots * chunk_size;
   const size_t tables = size_t(rows) * 16 + size_t(rows > 2 * p.block_slots ? rows : 2 * p.block_slots) * 4;

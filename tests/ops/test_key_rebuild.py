@@ -38,6 +38,18 @@ def assert_keys_match(got_arena, want_arena, dtype):
     assert (got - want).abs().max() <= 4 * TOLERANCE[dtype] * want.abs().max()
 
 
+def assert_op_matches_twin(case, dtype):
+    """The op (CUDA where built) writes the same keys as the twin, on a copy of the arena."""
+    want = case.arena.clone()
+    layout = case.layout
+    rebuild_keys_torch(layout.u_rows_view(want, case.rank), layout.head_rows_view(want),
+                       layout.kv_view(want), case.tables, case.fetch, case.inv_freq, case.layer,
+                       case.chunk_size, case.rank)
+    rebuild_keys(case.u_rows, case.head_rows, case.kv, case.tables, case.fetch, case.inv_freq,
+                 case.layer, case.chunk_size, case.rank)
+    assert_keys_match(case.arena, want, dtype)
+
+
 def test_twin_equals_float64_reference():
     case = make_case(batch=2, heads=2, head_dim=16, chunk_size=4, budget=32, rank=12,
                      dtype=torch.float32, device="cpu", seed=0)
@@ -60,28 +72,14 @@ def test_cuda_rebuild_equals_twin(batch, gqa, heads, chunk, head_dim, budget, ra
         monkeypatch.setenv("SHADOWKV_REBUILD_STREAMING", "1")
     case = make_case(batch, heads, head_dim, chunk, budget, rank, dtype, "cuda",
                      seed=hash((batch, heads, budget, rank)) % 1000)
-    want = case.arena.clone()
-    layout = case.layout
-    rebuild_keys_torch(layout.u_rows_view(want, rank), layout.head_rows_view(want),
-                       layout.kv_view(want), case.tables, case.fetch, case.inv_freq, case.layer,
-                       case.chunk_size, rank)
-    rebuild_keys(case.u_rows, case.head_rows, case.kv, case.tables, case.fetch, case.inv_freq,
-                 case.layer, case.chunk_size, rank)
-    assert_keys_match(case.arena, want, dtype)
+    assert_op_matches_twin(case, dtype)
 
 
 @needs_cuda_ops
 def test_cuda_rebuild_chunks_that_straddle_pages():
     case = make_case(batch=3, heads=2, head_dim=64, chunk_size=6, budget=384, rank=72,
                      dtype=torch.float16, device="cuda", seed=5)
-    want = case.arena.clone()
-    layout = case.layout
-    rebuild_keys_torch(layout.u_rows_view(want, case.rank), layout.head_rows_view(want),
-                       layout.kv_view(want), case.tables, case.fetch, case.inv_freq, case.layer,
-                       case.chunk_size, case.rank)
-    rebuild_keys(case.u_rows, case.head_rows, case.kv, case.tables, case.fetch, case.inv_freq,
-                 case.layer, case.chunk_size, case.rank)
-    assert_keys_match(case.arena, want, torch.float16)
+    assert_op_matches_twin(case, torch.float16)
 
 
 @needs_cuda_ops
@@ -101,11 +99,4 @@ def test_cuda_rebuild_at_million_token_positions(kernel, monkeypatch):
     case.tables = dataclasses.replace(case.tables,
                                       u_pages=torch.cat([pad, case.tables.u_pages], 1).contiguous())
     case.fetch = torch.where(case.fetch >= 0, case.fetch + shift // case.chunk_size, case.fetch)
-    want = case.arena.clone()
-    layout = case.layout
-    rebuild_keys_torch(layout.u_rows_view(want, case.rank), layout.head_rows_view(want),
-                       layout.kv_view(want), case.tables, case.fetch, case.inv_freq, case.layer,
-                       case.chunk_size, case.rank)
-    rebuild_keys(case.u_rows, case.head_rows, case.kv, case.tables, case.fetch, case.inv_freq,
-                 case.layer, case.chunk_size, case.rank)
-    assert_keys_match(case.arena, want, torch.float16)
+    assert_op_matches_twin(case, torch.float16)
