@@ -4,7 +4,7 @@
 // the chunk's slot rows. Twin: shadowkv_engine/ops/key_rebuild.py.
 //
 // 16-bit keys whose basis fits in shared memory take rebuild_resident.cu; this file holds the
-// entry point and the streaming kernel for the rest (float32 keys, ranks of ~400+).
+// entry point and the streaming kernel for the rest (float32 keys, ranks above 288).
 //
 // Block = one (sequence, KV head) and a segment of slots. It compacts the segment's fetched slots
 // (hits cost nothing), then runs 128-row tiles: rank slices of the coefficient rows and of the

@@ -184,11 +184,8 @@ class ShadowKV:
         view[pages, layer, :, index % self.rows_per_page] = rows.transpose(0, 1).to(view.dtype)
 
     def _read_head_rows(self, page_list: PageList, layer: int, count: int) -> torch.Tensor:
-        n = _ceil(count, self.rows_per_page)
-        pages = page_list.tensor()[:n]
-        rows = self.storage.head_rows[pages, layer]  # [n, H, rows, D]
-        heads, dim = rows.shape[1], rows.shape[3]
-        return rows.transpose(0, 1).reshape(heads, n * self.rows_per_page, dim)[:, :count]
+        return ops.gather_head_rows(self.storage.head_rows, page_list.tensor()[None], layer,
+                                    count)[0]
 
     def _store_chunks(self, layer: int, keys: torch.Tensor, values: torch.Tensor,
                       first_chunk: int) -> None:

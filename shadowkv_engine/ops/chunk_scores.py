@@ -4,6 +4,7 @@ import math
 import torch
 
 from .extension import SCORE_HEAD_DIMS, use_cuda_op
+from .paged import gather_head_rows
 
 MAX_GQA_GROUP = 8  # query heads per KV head the CUDA op handles
 
@@ -44,18 +45,8 @@ def score_chunks_paged(q: torch.Tensor, head_rows: torch.Tensor, lm_pages: torch
     return score_chunks_paged_torch(q, head_rows, lm_pages, n_chunks, excluded, layer, max_chunks)
 
 
-def gather_landmarks(head_rows: torch.Tensor, lm_pages: torch.Tensor, layer: int,
-                     max_chunks: int) -> torch.Tensor:
-    """[B, H, max_chunks, D]: the first max_chunks landmark rows of each sequence (a copy)."""
-    rows_per_page = head_rows.shape[3]
-    n = -(-max_chunks // rows_per_page)
-    per_seq = head_rows[lm_pages[:, :n].long(), layer]  # [B, n, H, rows, D]
-    b, _, h, _, d = per_seq.shape
-    return per_seq.transpose(1, 2).reshape(b, h, n * rows_per_page, d)[:, :, :max_chunks]
-
-
 def score_chunks_paged_torch(q, head_rows, lm_pages, n_chunks, excluded, layer, max_chunks):
-    landmarks = gather_landmarks(head_rows, lm_pages, layer, max_chunks)
+    landmarks = gather_head_rows(head_rows, lm_pages, layer, max_chunks)
     batch, heads, _, dim = landmarks.shape
     group = q.shape[1] // heads
     logits = torch.einsum("bhgd,bhnd->bhgn", q.reshape(batch, heads, group, dim).float(),

@@ -6,7 +6,7 @@ all KV heads of a layer) and B_h [r, D] the head's slice of the basis. Float32 a
 import torch
 
 from .extension import REBUILD_HEAD_DIMS, use_cuda_op
-from .paged import PagedTables
+from .paged import PagedTables, gather_head_rows
 from .value_gather import _lookup, slot_token_rows
 
 
@@ -24,22 +24,13 @@ def rebuild_keys(u_rows: torch.Tensor, basis: torch.Tensor, kv: torch.Tensor,
     rebuild_keys_torch(u_rows, basis, kv, tables, fetch, inv_freq, layer, chunk_size, rank)
 
 
-def gather_basis(basis: torch.Tensor, basis_pages: torch.Tensor, layer: int, rank: int):
-    """[B, H, rank, D] from the basis pages of each sequence."""
-    rows_per_page = basis.shape[3]
-    n = -(-rank // rows_per_page)
-    per_seq = basis[basis_pages[:, :n].long(), layer]  # [B, n, H, rows, D]
-    b, _, h, _, d = per_seq.shape
-    return per_seq.permute(0, 2, 1, 3, 4).reshape(b, h, n * rows_per_page, d)[:, :, :rank]
-
-
 def rebuild_keys_torch(u_rows, basis, kv, tables: PagedTables, fetch, inv_freq, layer, chunk_size,
                        rank):
     block_size = kv.shape[4]
     b, h, rows, tokens = slot_token_rows(fetch, tables.row_offset, chunk_size)
     u_page, u_off = _lookup(tables.u_pages, b, tokens, u_rows.shape[2])
     coeffs = u_rows[u_page, layer, u_off].float()  # [M, C, rank]
-    heads_basis = gather_basis(basis, tables.basis_pages, layer, rank).float()[b[:, 0], h[:, 0]]
+    heads_basis = gather_head_rows(basis, tables.basis_pages, layer, rank).float()[b[:, 0], h[:, 0]]
     keys = torch.einsum("mcr,mrd->mcd", coeffs, heads_basis)
     angles = tokens.float()[..., None] * inv_freq.float()
     cos, sin = torch.cat((angles, angles), -1).cos(), torch.cat((angles, angles), -1).sin()

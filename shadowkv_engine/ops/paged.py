@@ -17,3 +17,14 @@ class PagedTables:
     store_pages: torch.Tensor  # CPU value-store pages, by token position
     row_offset: torch.Tensor  # [B] first slot row
 
+
+def gather_head_rows(head_rows: torch.Tensor, pages: torch.Tensor, layer: int,
+                     count: int) -> torch.Tensor:
+    """[B, H, count, D]: the first `count` rows of each sequence's per-head rows (basis rows or
+    landmarks), a copy. head_rows: [pages, L, H, rows, D]; pages: [B, cols], row n of sequence b
+    at page pages[b, n // rows], row n % rows."""
+    rows_per_page = head_rows.shape[3]
+    n = -(-count // rows_per_page)
+    per_seq = head_rows[pages[:, :n].long(), layer]  # [B, n, H, rows, D]
+    b, _, h, _, d = per_seq.shape
+    return per_seq.transpose(1, 2).reshape(b, h, n * rows_per_page, d)[:, :, :count]

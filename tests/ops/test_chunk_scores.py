@@ -7,8 +7,8 @@ import torch
 
 from shadowkv_engine import ops
 from shadowkv_engine.kv.storage import PageLayout
-from shadowkv_engine.ops.chunk_scores import (gather_landmarks, score_chunks,
-                                              score_chunks_paged_torch)
+from shadowkv_engine.ops.chunk_scores import score_chunks, score_chunks_paged_torch
+from shadowkv_engine.ops.paged import gather_head_rows
 from paged_case import needs_cuda_ops
 
 
@@ -90,7 +90,7 @@ def test_twin_equals_gather_then_score_chunks():
                              num_excluded=5, dtype=torch.bfloat16, device="cpu", seed=3)
     excluded = torch.randperm(100)[:5].view(1, 1, 5).repeat(1, 2, 1)
     case["excluded"] = excluded
-    landmarks = gather_landmarks(case["head_rows"], case["lm_pages"], case["layer"], 100)[0]
+    landmarks = gather_head_rows(case["head_rows"], case["lm_pages"], case["layer"], 100)[0]
     want = score_chunks(case["q"][0], landmarks, excluded[0])
     assert torch.equal(ops.score_chunks_paged(**case)[0], want)
 

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from shadowkv_engine.ops.key_rebuild import gather_basis, rebuild_keys, rebuild_keys_torch
+from shadowkv_engine.ops.key_rebuild import rebuild_keys, rebuild_keys_torch
+from shadowkv_engine.ops.paged import gather_head_rows
 from paged_case import GRID, GRID_IDS, make_case, needs_cuda_ops
 
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 2e-3, torch.float32: 1e-5}
@@ -13,7 +14,7 @@ TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 2e-3, torch.float32: 1e-5}
 
 def rebuild_by_hand(case, kv):
     t, c, bs, tpp = case.tables, case.chunk_size, case.layout.block_size, case.u_rows.shape[2]
-    basis = gather_basis(case.head_rows, t.basis_pages, case.layer, case.rank).double()
+    basis = gather_head_rows(case.head_rows, t.basis_pages, case.layer, case.rank).double()
     half = case.layout.head_dim // 2
     for b, h, s in (case.fetch >= 0).nonzero().tolist():
         for i in range(c):
