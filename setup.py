@@ -2,7 +2,9 @@
 
 The extension is built only where a CUDA build of torch and nvcc are both present; everywhere
 else the package installs as pure Python and the plain-torch ops are used at run time.
-TORCH_CUDA_ARCH_LIST defaults to "8.0;9.0" (A100 and H100).
+TORCH_CUDA_ARCH_LIST defaults to "8.0;9.0a": A100, and H100/H200 with the Hopper-only instructions
+(wgmma) that the key rebuild uses there. A plain "9.0" build runs on Hopper too, on the sm_80 code
+paths.
 """
 import glob
 import os
@@ -19,7 +21,7 @@ def cuda_extensions():
     sources = sorted(glob.glob("csrc/*.cu") + glob.glob("csrc/*.cpp"))
     if torch.version.cuda is None or CUDA_HOME is None or not sources:
         return [], {}
-    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0a")
     ext = CUDAExtension(
         name="shadowkv_engine._C",
         sources=sources,

@@ -248,9 +248,10 @@ def main():
             r[key + "_tflops"] = flops / (ms * 1e-3) / 1e12
             if rank == 160:  # at rank 1024 the twin's [M, rank, D] float basis needs > 14 GB
                 r[key + "_twin_ms"] = median_ms(w.rebuild_twin, iters=5, warmup=1)
-                os.environ["SHADOWKV_REBUILD_STREAMING"] = "1"  # A/B: the streaming kernel
-                r[key + "_streaming_ms"] = median_ms(w.rebuild)
-                del os.environ["SHADOWKV_REBUILD_STREAMING"]
+                for kernel in ("streaming", "mma_sync"):  # A/B against the other kernels
+                    os.environ["SHADOWKV_REBUILD_KERNEL"] = kernel
+                    r[f"{key}_{kernel}_ms"] = median_ms(w.rebuild)
+                del os.environ["SHADOWKV_REBUILD_KERNEL"]
             print(f"rebuild {name} rank {rank}: {w.rebuild_bytes() / 2**20:.0f} MiB in {ms:.3f} ms "
                   f"= {r[key + '_gbs']:.0f} GB/s, {r[key + '_tflops']:.0f} TFLOP/s", flush=True)
             del w
@@ -278,7 +279,8 @@ def main():
         for rank in (160, 1024):
             key = f"rebuild_{name}_r{rank}"
             twin = (f", {r[key + '_twin_ms'] / r[key + '_ms']:.0f}x twin, "
-                    f"{r[key + '_streaming_ms'] / r[key + '_ms']:.2f}x streaming kernel"
+                    f"{r[key + '_streaming_ms'] / r[key + '_ms']:.2f}x streaming, "
+                    f"{r[key + '_mma_sync_ms'] / r[key + '_ms']:.2f}x mma_sync"
                     if key + "_twin_ms" in r else "")
             print(f"{'rebuild ' + name + f' rank {rank} (B32 H8 K256 D128)':52s} "
                   f"{r[key + '_gbs']:9.0f} GB/s {r[key + '_gbs'] / hbm:8.0%} of HBM{twin}")

@@ -18,10 +18,9 @@ __device__ __forceinline__ void cp_async16(unsigned smem_dst, const void* gmem_s
 }
 
 // 4-byte variant (through L1), for copies that scatter 32-bit words.
-__device__ __forceinline__ void cp_async4(void* smem_dst, const void* gmem_src, int src_bytes) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+__device__ __forceinline__ void cp_async4(unsigned smem_dst, const void* gmem_src, int src_bytes) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n"
-               :: "r"(dst), "l"(gmem_src), "r"(src_bytes) : "memory");
+               :: "r"(smem_dst), "l"(gmem_src), "r"(src_bytes) : "memory");
 }
 
 __device__ __forceinline__ void cp_async_commit() {

@@ -48,6 +48,11 @@ struct GatherArgs {
 };
 cudaError_t launch_gather_values(const GatherArgs& args, cudaStream_t stream);
 
+// Which rebuild kernel runs (SHADOWKV_REBUILD_KERNEL, for tests and A/B benchmarks). kAuto: the
+// resident-basis kernel where the basis fits in shared memory (wgmma on sm_90a builds), the
+// streaming kernel otherwise; kMmaSync: the resident kernel on mma.sync even where wgmma exists.
+enum class RebuildKernel { kAuto, kStreaming, kMmaSync };
+
 // Rebuilds post-RoPE keys of every fetched chunk: RoPE(u_t @ basis_h, t) into kv[.., 0, ..].
 struct RebuildArgs {
   const void* u;      // u_rows[0, layer]
@@ -62,6 +67,7 @@ struct RebuildArgs {
   int64_t kv_page_stride, kv_head_stride, kv_row_stride;
   int u_tokens_per_page, basis_rows_per_page, rank, head_dim;
   bool u_aligned;  // coefficient rows start on 16-byte boundaries (vector loads allowed)
+  RebuildKernel kernel;
   SlotTables t;
 };
 // Head dims with a compiled kernel.

@@ -11,7 +11,6 @@
 // basis stream through a multistage cp.async pipeline into the tile product, whose float result is
 // staged in shared memory (aliasing the pipeline) so that RoPE can pair dimension d with d + D/2.
 // Any rank works (slices past it are zero-filled); rows that straddle pages are looked up per row.
-#include <cstdlib>
 
 #include <cuda_runtime.h>
 
@@ -278,10 +277,7 @@ cudaError_t launch_rebuild_keys(const RebuildArgs& a, DType dtype, cudaStream_t 
   // 1 KiB of room for the resident kernel's static shared memory (its scan's warp totals).
   const DeviceLimits limits{size_t(block_smem) - 1024,
                             size_t(sm_smem / 2 - reserved) - 1024, sms};
-  // SHADOWKV_REBUILD_STREAMING=1 forces the streaming kernel: its tests and A/B benchmarks.
-  const char* streaming = std::getenv("SHADOWKV_REBUILD_STREAMING");
-  const bool resident_allowed = streaming == nullptr || streaming[0] != '1';
-  if (resident_allowed && rebuild_resident_fits(a, dtype, limits))
+  if (a.kernel != RebuildKernel::kStreaming && rebuild_resident_fits(a, dtype, limits))
     return launch_rebuild_resident(a, dtype, limits, stream);
   switch (dtype) {
     case DType::kFloat32: return launch_for_dim<float>(a, stream);

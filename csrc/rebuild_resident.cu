@@ -4,12 +4,18 @@
 // segment's fetched slots and looks up, per row, where its coefficients live and where its key
 // goes; the basis [rank, D] is loaded once. Then row tiles stream through a cp.async ring of
 // 2-4 stages, so that the coefficient rows of the next tiles are in flight while the current
-// tile is multiplied (ldmatrix + mma.sync m16n8k16, float accumulators) and rotated.
+// tile is multiplied (float accumulators) and rotated. The product runs on Hopper's warpgroup
+// wgmma where the build targets sm_90a (operands read from shared memory by descriptor), and on
+// ldmatrix + mma.sync m16n8k16 elsewhere (sm_80, plain sm_90) or when SHADOWKV_REBUILD_KERNEL=
+// mma_sync asks for it. Both read the same shared-memory layouts: the canonical no-swizzle
+// layouts of wgmma (wgmma_sm90.cuh), whose 8-row x 16-byte core matrices are also what ldmatrix
+// reads without bank conflicts.
 //
 // A warp computes 16 rows x 64 dims: 32 dims of the first half and their 32 RoPE partners, so
-// RoPE is applied in registers. The basis columns are stored permuted within each 32-dim group
-// (a 4x4 transpose of 2-dim words) so that a thread's accumulators come out as 8 consecutive
-// dims of one row: one 16-byte store each, no shuffles.
+// RoPE is applied in registers; the four warps of a warpgroup take 64 consecutive rows of the
+// same 64 dims (one m64n64 wgmma per 16-wide rank step). The basis columns are stored permuted
+// (basis_column) so that those 64 dims are adjacent and a thread's accumulators come out as 8
+// consecutive dims of one row: one 16-byte store each, no shuffles.
 //
 // Why this shape (rank 160, D 128): the op must move ~576 bytes per row (320 read, 256 written)
 // against ~41 kFLOP, so it should run at HBM speed, yet it is bound by instruction latency:
@@ -28,6 +34,7 @@
 #include "mma_sm80.cuh"
 #include "rebuild_resident.h"
 #include "rope_sincos.cuh"
+#include "wgmma_sm90.cuh"
 
 namespace shadowkv {
 namespace {
@@ -36,40 +43,90 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxBlockRows = 1024;  // rows one block takes on at most (row tables in smem)
 constexpr int kMaxStages = 4;
+constexpr int kAlignmentSlack = 512;  // to align the dynamic shared memory for the swizzle
 // The product loop is unrolled over at most this many 16-wide rank steps (ranks up to 288), so
 // that its shared-memory addresses are immediates: a loop-carried address register stalled every
 // step on the ldmatrix still reading it (Nsight Compute: half of the loop's stalls).
 constexpr int kMaxRankSteps = 18;
 
-// A warp computes a 16-row x 64-dim tile: dims [32c, 32c + 32) and their RoPE partners D/2 on.
+// A warp computes a 16-row x 64-dim tile: column group c is dims [32c, 32c + 32) and their RoPE
+// partners D/2 on; the warps of a column group take consecutive 16-row strips.
 template <int D>
 struct Geometry {
   static_assert(D % 64 == 0 && D <= 256, "head dims 64, 128, 256");
   static constexpr int kHalf = D / 2;
   static constexpr int kColGroups = D / 64;
-  static constexpr int kRowGroups = kWarps / kColGroups;
-  static constexpr int kTileRows = 16 * kRowGroups;
-  // Shared-memory row strides are odd multiples of 16 bytes: the 8 rows an ldmatrix reads then
-  // fall in 8 different bank groups.
-  static constexpr int kLdb = D + 8;
+  static constexpr int kWarpsPerColGroup = kWarps / kColGroups;
+  static constexpr int kTileRows = 16 * kWarpsPerColGroup;
+  // wgmma needs whole warpgroups on 64-row strips (head dims 64 and 128).
+  static constexpr bool kWarpgroupTiles = kWarpsPerColGroup % 4 == 0;
 };
 
-// Shared-memory column of basis dim d: within each 32-dim group, 2-dim word 4a + b is stored at
-// word 4b + a. Then the mma's n-tile j, columns 2t and 2t + 1 (thread t of a quad) hold dims
-// 8t + 2j and 8t + 2j + 1 of the group, and a thread's four n-tiles cover dims 8t .. 8t + 7.
-__device__ __forceinline__ int permuted_column(int d) {
-  const int word = (d & 31) >> 1;
-  return (d & ~31) + (((word & 3) * 4 + (word >> 2)) << 1) + (d & 1);
+// Row vectors (16 bytes) of a padded row of rank_pad 16-bit values: an odd number, so that the
+// 8 rows an ldmatrix reads fall in 8 different bank groups.
+__host__ __device__ inline int padded_row_vectors(int rank_pad) {
+  return (rank_pad / 8) % 2 == 1 ? rank_pad / 8 : rank_pad / 8 + 1;
+}
+
+// Shared-memory layouts of a coefficient stage and of the basis (bytes from their starts), one
+// per product. Both are written by warps copying a row per instruction (a row is then one request
+// to L2, whose tag lookups this kernel runs out of first when requests are scattered), and the
+// basis columns are permuted by basis_column.
+template <int D, bool kWgmma>
+struct SmemLayout;
+
+// wgmma: the canonical layouts of wgmma_sm90.cuh. Coefficients K-major with the 64-byte swizzle:
+// 32-wide rank blocks one after the other, in each 8-row atoms of 512 bytes (a row's 16-byte
+// vectors in four bank groups). Basis N-major without swizzle: core matrices of 8 rank rows x 8
+// columns adjacent in the columns, then in the rank. Stages must be 512-byte aligned.
+template <int D>
+struct SmemLayout<D, true> {
+  // Bytes of a tile's 32-wide rank block of coefficients, and between basis core matrices
+  // adjacent in the rank (8 rank rows).
+  static constexpr int kCoeffBlockBytes = Geometry<D>::kTileRows * 64;
+  static constexpr int kBasisKCoreBytes = D * 16;
+  __device__ static uint32_t coeff(int row, int vector, int /*rank_pad*/) {
+    return (vector >> 2) * kCoeffBlockBytes + (row >> 3) * 512 + (row & 7) * 64 +
+           (((vector & 3) ^ ((row >> 1) & 3)) << 4);
+  }
+  __device__ static uint32_t basis(int k, int column) {
+    return (k >> 3) * kBasisKCoreBytes + (column >> 3) * 128 + (k & 7) * 16 + (column & 7) * 2;
+  }
+};
+
+// mma.sync: row-major, coefficient rows padded to an odd number of vectors and basis rows by one
+// vector, so that ldmatrix and the copies meet no bank conflicts.
+template <int D>
+struct SmemLayout<D, false> {
+  static constexpr int kBasisRowBytes = (D + 8) * 2;
+  __device__ static uint32_t coeff(int row, int vector, int rank_pad) {
+    return (row * padded_row_vectors(rank_pad) + vector) * 16;
+  }
+  __device__ static uint32_t basis(int k, int column) { return k * kBasisRowBytes + column * 2; }
+};
+
+// 2-dim words of a 32-dim group stored transposed as a 4x4 matrix: word 4a + b at 4b + a. Then
+// the mma's n-tile j, columns 2t and 2t + 1 (thread t of a quad) hold dims 8t + 2j and
+// 8t + 2j + 1 of the group, and a thread's four n-tiles cover dims 8t .. 8t + 7. (Its own
+// inverse.)
+__device__ __forceinline__ int transpose_words(int i) {
+  const int word = i >> 1;
+  return (((word & 3) * 4 + (word >> 2)) << 1) + (i & 1);
+}
+
+// Shared-memory basis column of dim d: column group c's 64 columns are [64c, 64c + 64), its 32
+// first-half dims then their 32 partners, each 32 words-transposed.
+template <int D>
+__device__ __forceinline__ int basis_column(int d) {
+  const int half = d / Geometry<D>::kHalf, within = d % Geometry<D>::kHalf;
+  return (within >> 5) * 64 + half * 32 + transpose_words(within & 31);
 }
 
 __host__ __device__ inline int padded_rank(int rank) { return (rank + 31) / 32 * 32; }
-__host__ __device__ inline int coeff_stride(int rank_pad) {
-  return (rank_pad / 8) % 2 == 1 ? rank_pad : rank_pad + 8;
-}
 
 // Shared-memory plan of one launch, in bytes from the start of the dynamic allocation.
 struct SmemPlan {
-  int rank_pad, lda, stages, block_slots;
+  int rank_pad, stages, block_slots;
   unsigned stage_offset, stage_bytes, tables_offset, total;
 };
 
@@ -83,20 +140,23 @@ SmemPlan plan_smem(int rank, int block_rows, int chunk_size, size_t max_bytes) {
   using G = Geometry<D>;
   SmemPlan p{};
   p.rank_pad = padded_rank(rank);
-  p.lda = coeff_stride(p.rank_pad);
   p.block_slots = block_rows / chunk_size > 0 ? block_rows / chunk_size : 1;
-  const size_t basis = size_t(p.rank_pad) * G::kLdb * 2;
-  const size_t stage = size_t(G::kTileRows) * p.lda * 2;
+  // Room for either product's layouts (SmemLayout; the mma.sync ones are the larger), 512-byte
+  // aligned for the swizzle.
+  auto aligned = [](size_t bytes) { return (bytes + 511) / 512 * 512; };
+  const size_t basis = aligned(size_t(p.rank_pad) * (D + 8) * 2);
+  const size_t stage = aligned(size_t(G::kTileRows) * padded_row_vectors(p.rank_pad) * 16);
   // Per row: coefficient and key addresses (8 bytes each), token (int32); the token table also
   // holds the compacted slot and chunk lists during the prologue.
   const int rows = p.block_slots * chunk_size;
   const size_t tables = size_t(rows) * 16 + size_t(rows > 2 * p.block_slots ? rows : 2 * p.block_slots) * 4;
   p.stage_offset = unsigned(basis);
   p.stage_bytes = unsigned(stage);
-  const size_t room = max_bytes > basis + tables ? max_bytes - basis - tables : 0;
+  const size_t fixed = basis + tables + kAlignmentSlack;
+  const size_t room = max_bytes > fixed ? max_bytes - fixed : 0;
   p.stages = int(room / stage < kMaxStages ? room / stage : kMaxStages);
   p.tables_offset = unsigned(basis + p.stages * stage);
-  p.total = unsigned(p.tables_offset + tables);
+  p.total = unsigned(p.tables_offset + tables + kAlignmentSlack);
   return p;
 }
 
@@ -111,13 +171,20 @@ __device__ __forceinline__ void wait_for_stage(int pending) {
   else cp_async_wait<2>();
 }
 
-template <typename T, int D>
+// kAllowWgmma: run the product on wgmma where this compilation has it (sm_90a) and the head dim
+// allows warpgroup tiles; mma.sync otherwise.
+template <typename T, int D, bool kAllowWgmma>
 __global__ void __launch_bounds__(kThreads, 2)
     rebuild_resident_kernel(RebuildArgs a, SmemPlan p, Divisors div) {
   using G = Geometry<D>;
-  extern __shared__ __align__(128) unsigned char smem[];
+  constexpr bool kWgmma = kAllowWgmma && SHADOWKV_HAS_WGMMA && G::kWarpgroupTiles;
+  using Layout = SmemLayout<D, kWgmma>;
+  extern __shared__ __align__(128) unsigned char dynamic_smem[];
   __shared__ int warp_totals[32];
-  T* basis_s = reinterpret_cast<T*>(smem);
+  // The swizzled stages need 512-byte aligned addresses; the dynamic allocation starts after the
+  // static shared memory, so round up (the plan has room for it).
+  const uint32_t smem_base = (smem_address(dynamic_smem) + 511) & ~511u;
+  unsigned char* smem = dynamic_smem + (smem_base - smem_address(dynamic_smem));
   // Per row: where its coefficients are, where its key goes, its token (= RoPE position).
   const T** row_u = reinterpret_cast<const T**>(smem + p.tables_offset);
   const int block_rows = p.block_slots * a.t.chunk_size;
@@ -179,10 +246,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
   // And where each basis row is, parked in the last pipeline stage: its first load comes after
   // the main loop's first barrier, when every warp has copied the basis.
-  auto stage_base = [&](int stage) {
-    return reinterpret_cast<T*>(smem + p.stage_offset + size_t(stage) * p.stage_bytes);
-  };
-  const T** basis_rows = reinterpret_cast<const T**>(stage_base(p.stages - 1));
+  const T** basis_rows =
+      reinterpret_cast<const T**>(smem + p.stage_offset + size_t(p.stages - 1) * p.stage_bytes);
   for (int j = threadIdx.x; j < a.rank; j += kThreads) {
     int page, r;
     div.basis_page.divmod(j, page, r);
@@ -193,30 +258,27 @@ __global__ void __launch_bounds__(kThreads, 2)
   __syncthreads();
 
   const int num_tiles = (num_rows + G::kTileRows - 1) / G::kTileRows;
-
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
-  // The basis rides in the first tile's cp.async group: a warp per basis row, 4-byte words so
-  // that the columns can be permuted; rows past the rank are zeros.
-  for (int j = warp; j < p.rank_pad; j += kWarps) {
-    T* dst = basis_s + j * G::kLdb;
-    if (j < a.rank) {
-      const T* src = basis_rows[j];
-      for (int d = 2 * lane; d < D; d += 64) cp_async4(dst + permuted_column(d), src + d, 4);
-    } else {
-      for (int d = 2 * lane; d < D; d += 64)
-        *reinterpret_cast<uint32_t*>(dst + permuted_column(d)) = 0u;
+  // The basis rides in the first tile's cp.async group, in 4-byte words so that the columns can
+  // be permuted; rows past the rank are zeros. A warp copies a basis row per instruction.
+  for (int row = warp; row < p.rank_pad; row += kWarps) {
+    for (int d = 2 * lane; d < D; d += 64) {
+      const uint32_t dst = smem_base + Layout::basis(row, basis_column<D>(d));
+      if (row < a.rank) cp_async4(dst, basis_rows[row] + d, 4);
+      else asm volatile("st.shared.u32 [%0], %1;\n" :: "r"(dst), "r"(0u) : "memory");
     }
   }
 
-  // Coefficient rows of one tile into a stage: warp w copies rows w, w + kWarps, ..., lane i the
-  // row's 16-byte vector i, so a row's offset is one shared-memory broadcast. Rows past the end
-  // are left as they are: an output row depends only on its own coefficient row, and those rows
-  // are not stored. Columns past the rank must be zeros (a NaN there would reach every output
-  // through the zero basis rows): the copies zero-fill what they do not read.
+  // Coefficient rows of one tile into a stage: warp w copies rows w, w + kWarps, ..., lane i
+  // the row's 16-byte vector i, so that a row is one request. Rows past the
+  // end are left as they are: an output row depends only on its own coefficient row, and those
+  // rows are not stored. Columns past the rank must be zeros (a NaN there would reach every
+  // output through the zero basis rows): the copies zero-fill what they do not read.
   const int vecs = p.rank_pad / 8;
+  auto stage_address = [&](int stage) { return smem_base + p.stage_offset + stage * p.stage_bytes; };
   auto load_tile = [&](int tile, int stage) {
-    const uint32_t dst = smem_address(stage_base(stage));
+    const uint32_t dst = stage_address(stage);
     const int first_row = tile * G::kTileRows;
     const int rows_here = min(G::kTileRows, num_rows - first_row);
     const T* const* sources = row_u + first_row;
@@ -225,13 +287,18 @@ __global__ void __launch_bounds__(kThreads, 2)
       const int col = c * 8, n = max(0, min(8, a.rank - col));
       if (a.u_aligned) {
         for (int r = warp; r < rows_here; r += kWarps)
-          cp_async16(dst + (r * p.lda + col) * 2, sources[r] + col, n * 2);
+          cp_async16(dst + Layout::coeff(r, c, p.rank_pad), sources[r] + col, n * 2);
       } else {  // rows not 16-byte aligned (ranks not a multiple of 8): element copies
         for (int r = warp; r < rows_here; r += kWarps) {
           const unsigned short* from = reinterpret_cast<const unsigned short*>(sources[r] + col);
-          unsigned short* to = reinterpret_cast<unsigned short*>(stage_base(stage) + r * p.lda + col);
+          uint32_t w[4];
 #pragma unroll
-          for (int e = 0; e < 8; ++e) to[e] = e < n ? from[e] : 0;
+          for (int e = 0; e < 4; ++e)
+            w[e] = (2 * e < n ? from[2 * e] : 0u) |
+                   (2 * e + 1 < n ? uint32_t(from[2 * e + 1]) << 16 : 0u);
+          asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n"
+                       :: "r"(dst + Layout::coeff(r, c, p.rank_pad)), "r"(w[0]), "r"(w[1]),
+                       "r"(w[2]), "r"(w[3]) : "memory");
         }
       }
     }
@@ -243,9 +310,10 @@ __global__ void __launch_bounds__(kThreads, 2)
     cp_async_commit();
   }
 
-  const int col_group = warp % G::kColGroups, warp_row0 = (warp / G::kColGroups) * 16;
+  const int col_group = warp / G::kWarpsPerColGroup;
+  const int warp_row0 = (warp % G::kWarpsPerColGroup) * 16, warpgroup_row0 = warp_row0 & ~63;
   const int g = lane >> 2, tq = lane & 3;
-  // This thread's dims in the first half: col_group*32 + 8tq + 2j + e (see permuted_column).
+  // This thread's dims in the first half: col_group*32 + 8tq + 2j + e (see transpose_words).
   const int dim0 = col_group * 32 + 8 * tq;
   float freq[4][2];
 #pragma unroll
@@ -253,27 +321,28 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
     for (int e = 0; e < 2; ++e) freq[j][e] = __ldg(a.inv_freq + dim0 + 2 * j + e);
 
-  // ldmatrix row addresses (bytes): A rows warp_row0 + lane%16, k half lane/16; B k rows
-  // lane%8 + 8*(lane/8 % 2), 8-column half lane/16, for the four 16-column pairs.
-  const uint32_t a_lane = ((warp_row0 + (lane & 15)) * p.lda + (lane >> 4) * 8) * 2;
-  const uint32_t b_lane = smem_address(basis_s) +
-                          (((lane & 7) + ((lane >> 3) & 1) * 8) * G::kLdb + (lane >> 4) * 8 +
-                           col_group * 32) * 2;
-  constexpr int kColPair[4] = {0, 16, G::kHalf, G::kHalf + 16};
+  // This column group's basis columns start at 64 * col_group.
+  const uint32_t basis_group = smem_base + Layout::basis(0, 64 * col_group);
+  // mma.sync: ldmatrix row addresses of A (rows warp_row0 + lane % 16, k half lane / 16) and of
+  // B (k rows lane % 8 + 8 * (lane / 8 % 2), 8-column half lane / 16) at rank step 0.
+  const uint32_t a_lane = Layout::coeff(warp_row0 + (lane & 15), lane >> 4, p.rank_pad);
+  const uint32_t b_lane = basis_group + Layout::basis(lane & 15, (lane >> 4) * 8);
 
   // Stages in turn: the tile being multiplied, and the one its next load goes to (S - 1 on).
   int read_stage = 0, write_stage = S - 1;
   for (int tile = 0; tile < num_tiles; ++tile) {
     wait_for_stage(S - 2);
+    if constexpr (kWgmma) fence_shared_for_async_proxy();
     __syncthreads();  // this tile's stage visible to all; the previous tile's stage free
     if (tile + S - 1 < num_tiles) load_tile(tile + S - 1, write_stage);
     cp_async_commit();
-    const uint32_t a_base = smem_address(stage_base(read_stage)) + a_lane;
+    const uint32_t stage = stage_address(read_stage);
     read_stage = read_stage + 1 == S ? 0 : read_stage + 1;
     write_stage = write_stage + 1 == S ? 0 : write_stage + 1;
 
     const int tile_rows = min(G::kTileRows, num_rows - tile * G::kTileRows);
-    if (warp_row0 >= tile_rows) continue;  // warp-uniform: this warp's rows are all padding
+    // Uniform over the warp (mma.sync) or the warpgroup (wgmma): its rows are all padding.
+    if ((kWgmma ? warpgroup_row0 : warp_row0) >= tile_rows) continue;
 
     float acc[8][4];
 #pragma unroll
@@ -291,28 +360,44 @@ __global__ void __launch_bounds__(kThreads, 2)
       dst[h] = row_dst[row] + dim0;
     }
 
-    // The product, two 16-wide rank steps per branch so that the second step's fragments load
-    // while the first's multiply (ranks are padded to 32). Unrolled, the shared-memory addresses
-    // are immediates. (Prefetching a step further ahead was slower: the compiler predicates the
-    // loads of every unrolled step, and those issue even when off.)
+    if constexpr (kWgmma) {
+      // One m64n64k16 per 16-wide rank step; descriptors advance by the step's bytes / 16 (A:
+      // 32 bytes within a swizzle atom, then the next 32-wide rank block).
+      const uint64_t a_desc =
+          wgmma_descriptor_swizzle64(stage + Layout::coeff(warpgroup_row0, 0, p.rank_pad), 512);
+      const uint64_t b_desc = wgmma_descriptor(basis_group, Layout::kBasisKCoreBytes, 128);
+      wgmma_fence();
 #pragma unroll
-    for (int k = 0; k < kMaxRankSteps; k += 2) {
-      if (k * 16 < p.rank_pad) {
-        Fragments f[2];
+      for (int k = 0; k < kMaxRankSteps; ++k)
+        if (k * 16 < p.rank_pad)
+          wgmma_m64n64k16<T>(acc, a_desc + ((k / 2) * Layout::kCoeffBlockBytes + (k % 2) * 32) / 16,
+                             b_desc + k * 2 * Layout::kBasisKCoreBytes / 16);
+      wgmma_commit();
+      wgmma_wait_all();
+    } else {
+      // Two 16-wide rank steps per branch so that the second step's fragments load while the
+      // first's multiply (ranks are padded to 32). Unrolled, the shared-memory addresses are
+      // immediates. (Prefetching a step further ahead was slower: the compiler predicates the
+      // loads of every unrolled step, and those issue even when off.)
 #pragma unroll
-        for (int s = 0; s < 2; ++s) {
-          ldmatrix_x4(f[s].a, a_base + (k + s) * 16 * 2);
+      for (int k = 0; k < kMaxRankSteps; k += 2) {
+        if (k * 16 < p.rank_pad) {
+          Fragments f[2];
 #pragma unroll
-          for (int q = 0; q < 4; ++q)
-            ldmatrix_x4_trans(f[s].b[q], b_lane + ((k + s) * 16 * G::kLdb + kColPair[q]) * 2);
-        }
+          for (int s = 0; s < 2; ++s) {
+            ldmatrix_x4(f[s].a, stage + a_lane + (k + s) * 32);
 #pragma unroll
-        for (int s = 0; s < 2; ++s)
-#pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            mma_16816<T>(acc[2 * q], f[s].a, f[s].b[q][0], f[s].b[q][1]);
-            mma_16816<T>(acc[2 * q + 1], f[s].a, f[s].b[q][2], f[s].b[q][3]);
+            for (int q = 0; q < 4; ++q)
+              ldmatrix_x4_trans(f[s].b[q], b_lane + Layout::basis((k + s) * 16, 16 * q));
           }
+#pragma unroll
+          for (int s = 0; s < 2; ++s)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+              mma_16816<T>(acc[2 * q], f[s].a, f[s].b[q][0], f[s].b[q][1]);
+              mma_16816<T>(acc[2 * q + 1], f[s].a, f[s].b[q][2], f[s].b[q][3]);
+            }
+        }
       }
     }
 
@@ -360,8 +445,11 @@ cudaError_t launch(const RebuildArgs& a, const DeviceLimits& device, cudaStream_
                      blocks_per_sm == 2 ? device.paired_smem : device.block_smem);
   }
   if (p.stages < 2) return cudaErrorInvalidConfiguration;  // rebuild_resident_fits said no
-  cudaError_t err = cudaFuncSetAttribute(rebuild_resident_kernel<T, D>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.total));
+  // Whether wgmma runs is settled in the device code (it exists in sm_90a builds only).
+  auto* kernel = a.kernel == RebuildKernel::kMmaSync ? rebuild_resident_kernel<T, D, false>
+                                                     : rebuild_resident_kernel<T, D, true>;
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.total));
   if (err != cudaSuccess) return err;
   Divisors div;
   div.chunk = FastDivide(a.t.chunk_size);
@@ -369,7 +457,7 @@ cudaError_t launch(const RebuildArgs& a, const DeviceLimits& device, cudaStream_
   div.kv_page = FastDivide(a.t.block_size);
   div.basis_page = FastDivide(a.basis_rows_per_page);
   const dim3 grid((a.t.slots + p.block_slots - 1) / p.block_slots, a.t.heads, a.t.batch);
-  rebuild_resident_kernel<T, D><<<grid, kThreads, p.total, stream>>>(a, p, div);
+  kernel<<<grid, kThreads, p.total, stream>>>(a, p, div);
   return cudaGetLastError();
 }
 

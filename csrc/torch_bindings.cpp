@@ -7,6 +7,9 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "launchers.h"
 
 namespace shadowkv {
@@ -23,6 +26,17 @@ int device_attribute(cudaDeviceAttr attr) {
   check_launch(cudaGetDevice(&device), "device query");
   check_launch(cudaDeviceGetAttribute(&value, attr, device), "device query");
   return value;
+}
+
+// SHADOWKV_REBUILD_KERNEL picks the key rebuild's kernel, for tests and A/B benchmarks; read per
+// call so that a test can switch it.
+RebuildKernel rebuild_kernel_from_env() {
+  const char* value = std::getenv("SHADOWKV_REBUILD_KERNEL");
+  const std::string name = value == nullptr ? "" : value;
+  if (name.empty() || name == "auto") return RebuildKernel::kAuto;
+  if (name == "streaming") return RebuildKernel::kStreaming;
+  if (name == "mma_sync") return RebuildKernel::kMmaSync;
+  TORCH_CHECK(false, "SHADOWKV_REBUILD_KERNEL=", name, " is not one of auto, streaming, mma_sync");
 }
 
 size_t max_block_smem() {
@@ -210,6 +224,7 @@ void rebuild_keys(const at::Tensor& u_rows, const at::Tensor& basis, at::Tensor 
   a.basis_rows_per_page = static_cast<int>(basis.size(3));
   a.rank = static_cast<int>(rank);
   a.head_dim = static_cast<int>(head_dim);
+  a.kernel = rebuild_kernel_from_env();
   check_launch(launch_rebuild_keys(a, dtype, c10::cuda::getCurrentCUDAStream()), "rebuild_keys");
 }
 

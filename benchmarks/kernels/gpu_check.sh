@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build the CUDA extension, run the op tests (ops vs twins), then the
 # kernel benchmark, whose table prints last. Logs go to $OUT (the device tool's folder) or
-# ./kernel_logs. TORCH_CUDA_ARCH_LIST defaults to 9.0 here to keep the build short on an H100/H200.
+# ./kernel_logs. TORCH_CUDA_ARCH_LIST defaults to 9.0a here (H100/H200 only) to keep the build short.
 # Each test file runs in its own process: a kernel fault poisons the CUDA context of the process,
 # and would otherwise fail every later test. A file that faults is rerun under compute-sanitizer.
 set -uo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 out=${OUT:-kernel_logs}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-16}
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0a} MAX_JOBS=${MAX_JOBS:-16}
 fields=name,driver_version,memory.total,pcie.link.gen.current,pcie.link.width.current
 nvidia-smi --format=csv --query-gpu=$fields > "$out/gpu.txt" 2>&1
 cat "$out/gpu.txt"

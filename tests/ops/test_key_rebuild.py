@@ -61,19 +61,47 @@ def test_twin_equals_float64_reference():
     assert_keys_match(case.arena, want, torch.float32)
 
 
+# SHADOWKV_REBUILD_KERNEL: "auto" takes the resident-basis kernel where the basis fits in shared
+# memory (16-bit keys, ranks up to a few hundred; its product on wgmma in sm_90a builds), the
+# streaming kernel elsewhere; "streaming" forces the latter; "mma_sync" the resident kernel on
+# mma.sync (what sm_80 runs), which float32 keys never take.
+KERNELS = ["auto", "streaming", "mma_sync"]
+
+
+def use_kernel(kernel, dtype, monkeypatch):
+    if kernel == "mma_sync" and dtype == torch.float32:
+        pytest.skip("float32 keys always take the streaming kernel")
+    monkeypatch.setenv("SHADOWKV_REBUILD_KERNEL", kernel)
+
+
 @needs_cuda_ops
-@pytest.mark.parametrize("kernel", ["auto", "streaming"])
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize("batch,gqa,heads,chunk,head_dim,budget,rank", GRID, ids=GRID_IDS)
 def test_cuda_rebuild_equals_twin(batch, gqa, heads, chunk, head_dim, budget, rank, dtype, kernel,
                                   monkeypatch):
-    """"auto" takes the resident-basis kernel where the basis fits in shared memory (16-bit keys,
-    ranks up to a few hundred), the streaming kernel elsewhere; "streaming" forces the latter."""
-    if kernel == "streaming":
-        monkeypatch.setenv("SHADOWKV_REBUILD_STREAMING", "1")
+    use_kernel(kernel, dtype, monkeypatch)
     case = make_case(batch, heads, head_dim, chunk, budget, rank, dtype, "cuda",
                      seed=hash((batch, heads, budget, rank)) % 1000)
     assert_op_matches_twin(case, dtype)
+
+
+@needs_cuda_ops
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_cuda_rebuild_head_dim_256(kernel, monkeypatch):
+    use_kernel(kernel, torch.bfloat16, monkeypatch)
+    case = make_case(batch=3, heads=2, head_dim=256, chunk_size=8, budget=512, rank=160,
+                     dtype=torch.bfloat16, device="cuda", seed=11)
+    assert_op_matches_twin(case, torch.bfloat16)
+
+
+@needs_cuda_ops
+def test_cuda_rebuild_rejects_unknown_kernel_name(monkeypatch):
+    monkeypatch.setenv("SHADOWKV_REBUILD_KERNEL", "fastest")
+    case = make_case(batch=1, heads=1, head_dim=64, chunk_size=8, budget=64, rank=32,
+                     dtype=torch.bfloat16, device="cuda", seed=0)
+    with pytest.raises(RuntimeError, match="SHADOWKV_REBUILD_KERNEL=fastest is not one of"):
+        assert_op_matches_twin(case, torch.bfloat16)
 
 
 @needs_cuda_ops
@@ -84,12 +112,11 @@ def test_cuda_rebuild_chunks_that_straddle_pages():
 
 
 @needs_cuda_ops
-@pytest.mark.parametrize("kernel", ["auto", "streaming"])
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_cuda_rebuild_at_million_token_positions(kernel, monkeypatch):
     """RoPE angles up to ~1e6 rad (a 1M-token context): the kernels' angle reduction must match
     the twin's float32 cos/sin of the same rounded angle."""
-    if kernel == "streaming":
-        monkeypatch.setenv("SHADOWKV_REBUILD_STREAMING", "1")
+    use_kernel(kernel, torch.float16, monkeypatch)
     case = make_case(batch=2, heads=4, head_dim=128, chunk_size=8, budget=512, rank=160,
                      dtype=torch.float16, device="cuda", seed=7)
     tpp = case.u_rows.shape[2]
