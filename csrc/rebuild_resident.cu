@@ -5,26 +5,27 @@
 // goes; the basis [rank, D] is loaded once. Then row tiles stream through a cp.async ring of
 // 2-4 stages, so that the coefficient rows of the next tiles are in flight while the current
 // tile is multiplied (float accumulators) and rotated. The product runs on Hopper's warpgroup
-// wgmma where the build targets sm_90a (operands read from shared memory by descriptor), and on
-// ldmatrix + mma.sync m16n8k16 elsewhere (sm_80, plain sm_90) or when SHADOWKV_REBUILD_KERNEL=
-// mma_sync asks for it. Both read the same shared-memory layouts: the canonical no-swizzle
-// layouts of wgmma (wgmma_sm90.cuh), whose 8-row x 16-byte core matrices are also what ldmatrix
-// reads without bank conflicts.
+// wgmma where the build targets sm_90a (both operands read from shared memory by descriptor),
+// and on ldmatrix + mma.sync m16n8k16 elsewhere (sm_80, plain sm_90) or when
+// SHADOWKV_REBUILD_KERNEL=mma_sync asks for it; each has its shared-memory layout (SmemLayout).
 //
 // A warp computes 16 rows x 64 dims: 32 dims of the first half and their 32 RoPE partners, so
 // RoPE is applied in registers; the four warps of a warpgroup take 64 consecutive rows of the
-// same 64 dims (one m64n64 wgmma per 16-wide rank step). The basis columns are stored permuted
+// same 64 dims (one m64n64k16 wgmma per 16-wide rank step). The basis columns are stored permuted
 // (basis_column) so that those 64 dims are adjacent and a thread's accumulators come out as 8
 // consecutive dims of one row: one 16-byte store each, no shuffles.
 //
 // Why this shape (rank 160, D 128): the op must move ~576 bytes per row (320 read, 256 written)
-// against ~41 kFLOP, so it should run at HBM speed, yet it is bound by instruction latency:
-// Nsight Compute shows ~0.4 instructions issued per cycle per scheduler, stalled on ldmatrix
-// results, the shared-memory queue and the RoPE's sin/cos. What helped, in order of effect
-// (H200, batch 32, docs/benchmarks.md): two 8-warp blocks per SM instead of one 16-warp block,
-// so one block's prologue overlaps the other's product (-16%); warp-per-row coefficient copies
-// with the row addresses tabulated once (-17%); together -5%: an unrolled product loop with
-// immediate addresses, a page lookup per basis row instead of per word, fast division.
+// against ~41 kFLOP, so it should run at HBM speed. On mma.sync it is bound by instruction
+// latency (Nsight Compute: ~0.4 instructions issued per cycle per scheduler, stalled on ldmatrix
+// results, the shared-memory queue and the RoPE's sin/cos); wgmma takes the ldmatrix and most of
+// the product's instructions away (-16% time on an H200, docs/benchmarks.md). What is left is
+// the memory system, whose first limit is L2 tag lookups, one per request: so every copy reads
+// whole rows per warp instruction (a version that read 64 bytes of each of 8 rows per
+// instruction, for conflict-free shared-memory writes, was much slower). Earlier, on mma.sync: two 8-warp blocks per SM instead of one 16-warp block, so one
+// block's prologue overlaps the other's product (-16%); warp-per-row coefficient copies with the
+// row addresses tabulated once (-17%); an unrolled product loop with immediate addresses, a page
+// lookup per basis row instead of per word, fast division (together -5%).
 #include <cuda_runtime.h>
 
 #include "block_scan.cuh"
@@ -149,7 +150,8 @@ SmemPlan plan_smem(int rank, int block_rows, int chunk_size, size_t max_bytes) {
   // Per row: coefficient and key addresses (8 bytes each), token (int32); the token table also
   // holds the compacted slot and chunk lists during the prologue.
   const int rows = p.block_slots * chunk_size;
-  const size_t tables = size_t(rows) * 16 + size_t(rows > 2 * p.block_slots ? rows : 2 * p.block_slots) * 4;
+  const size_t tables =
+      size_t(rows) * 16 + size_t(rows > 2 * p.block_slots ? rows : 2 * p.block_slots) * 4;
   p.stage_offset = unsigned(basis);
   p.stage_bytes = unsigned(stage);
   const size_t fixed = basis + tables + kAlignmentSlack;
@@ -276,7 +278,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   // rows are not stored. Columns past the rank must be zeros (a NaN there would reach every
   // output through the zero basis rows): the copies zero-fill what they do not read.
   const int vecs = p.rank_pad / 8;
-  auto stage_address = [&](int stage) { return smem_base + p.stage_offset + stage * p.stage_bytes; };
+  auto stage_address = [&](int stage) {
+    return smem_base + p.stage_offset + stage * p.stage_bytes;
+  };
   auto load_tile = [&](int tile, int stage) {
     const uint32_t dst = stage_address(stage);
     const int first_row = tile * G::kTileRows;
@@ -440,7 +444,8 @@ cudaError_t launch(const RebuildArgs& a, const DeviceLimits& device, cudaStream_
   SmemPlan p{};
   for (int blocks_per_sm = 2; blocks_per_sm >= 1 && p.stages < 2; --blocks_per_sm) {
     int64_t block_rows = rows / (int64_t(device.num_sms) * blocks_per_sm) / tile * tile;
-    block_rows = block_rows < tile ? tile : (block_rows > kMaxBlockRows ? kMaxBlockRows : block_rows);
+    block_rows = block_rows < tile ? tile
+                                   : (block_rows > kMaxBlockRows ? kMaxBlockRows : block_rows);
     p = plan_smem<D>(a.rank, int(block_rows), a.t.chunk_size,
                      blocks_per_sm == 2 ? device.paired_smem : device.block_smem);
   }

@@ -94,14 +94,12 @@ __device__ __forceinline__ void wgmma_m64n64k16(float (&d)[8][4], uint64_t a, ui
   // Operands after the descriptors: accumulate (scale-d 1), A and B unnegated, A not
   // transposed (K-major), B transposed (N-major).
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    SHADOWKV_SM90A_ASM("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16" SHADOWKV_WGMMA_OPERANDS
-                 : SHADOWKV_WGMMA_ACC
-                 : "l"(a), "l"(b));
+    SHADOWKV_SM90A_ASM("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16"
+                       SHADOWKV_WGMMA_OPERANDS : SHADOWKV_WGMMA_ACC : "l"(a), "l"(b));
   } else {
     static_assert(std::is_same_v<T, __half>, "wgmma_m64n64k16 takes __half or __nv_bfloat16");
-    SHADOWKV_SM90A_ASM("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16" SHADOWKV_WGMMA_OPERANDS
-                 : SHADOWKV_WGMMA_ACC
-                 : "l"(a), "l"(b));
+    SHADOWKV_SM90A_ASM("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16"
+                       SHADOWKV_WGMMA_OPERANDS : SHADOWKV_WGMMA_ACC : "l"(a), "l"(b));
   }
 #undef SHADOWKV_WGMMA_OPERANDS
 #undef SHADOWKV_WGMMA_ACC

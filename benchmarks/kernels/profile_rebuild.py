@@ -1,9 +1,10 @@
 """A few launches of the key rebuild on the kernel benchmark's workload, for Nsight Compute.
 
     ncu --kernel-name regex:rebuild_resident --launch-skip 2 --launch-count 1 \
-        --metrics smsp__inst_executed.sum,smsp__issue_active.avg.per_cycle_active,\
-dram__throughput.avg.pct_of_peak_sustained_elapsed,gpu__time_duration.sum \
+        --section SpeedOfLight --print-details all \
+        --metrics smsp__inst_executed.sum,smsp__issue_active.avg.per_cycle_active \
         python benchmarks/kernels/profile_rebuild.py
+    # the mma.sync product (what sm_80 runs): SHADOWKV_REBUILD_KERNEL=mma_sync ncu ...
     # per-instruction counts and stall reasons:
     ncu ... --section SourceCounters --page source --print-source sass --csv python ...
 """

@@ -66,21 +66,19 @@ def test_twin_equals_float64_reference():
 # streaming kernel elsewhere; "streaming" forces the latter; "mma_sync" the resident kernel on
 # mma.sync (what sm_80 runs), which float32 keys never take.
 KERNELS = ["auto", "streaming", "mma_sync"]
-
-
-def use_kernel(kernel, dtype, monkeypatch):
-    if kernel == "mma_sync" and dtype == torch.float32:
-        pytest.skip("float32 keys always take the streaming kernel")
-    monkeypatch.setenv("SHADOWKV_REBUILD_KERNEL", kernel)
+KERNEL_DTYPES = [(kernel, dtype) for kernel in KERNELS
+                 for dtype in (torch.bfloat16, torch.float16, torch.float32)
+                 if not (kernel == "mma_sync" and dtype == torch.float32)]
+KERNEL_DTYPE_IDS = [f"{kernel}-{str(dtype).removeprefix('torch.')}"
+                    for kernel, dtype in KERNEL_DTYPES]
 
 
 @needs_cuda_ops
-@pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("kernel,dtype", KERNEL_DTYPES, ids=KERNEL_DTYPE_IDS)
 @pytest.mark.parametrize("batch,gqa,heads,chunk,head_dim,budget,rank", GRID, ids=GRID_IDS)
 def test_cuda_rebuild_equals_twin(batch, gqa, heads, chunk, head_dim, budget, rank, dtype, kernel,
                                   monkeypatch):
-    use_kernel(kernel, dtype, monkeypatch)
+    monkeypatch.setenv("SHADOWKV_REBUILD_KERNEL", kernel)
     case = make_case(batch, heads, head_dim, chunk, budget, rank, dtype, "cuda",
                      seed=hash((batch, heads, budget, rank)) % 1000)
     assert_op_matches_twin(case, dtype)
@@ -89,7 +87,7 @@ def test_cuda_rebuild_equals_twin(batch, gqa, heads, chunk, head_dim, budget, ra
 @needs_cuda_ops
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_cuda_rebuild_head_dim_256(kernel, monkeypatch):
-    use_kernel(kernel, torch.bfloat16, monkeypatch)
+    monkeypatch.setenv("SHADOWKV_REBUILD_KERNEL", kernel)
     case = make_case(batch=3, heads=2, head_dim=256, chunk_size=8, budget=512, rank=160,
                      dtype=torch.bfloat16, device="cuda", seed=11)
     assert_op_matches_twin(case, torch.bfloat16)
@@ -116,7 +114,7 @@ def test_cuda_rebuild_chunks_that_straddle_pages():
 def test_cuda_rebuild_at_million_token_positions(kernel, monkeypatch):
     """RoPE angles up to ~1e6 rad (a 1M-token context): the kernels' angle reduction must match
     the twin's float32 cos/sin of the same rounded angle."""
-    use_kernel(kernel, torch.float16, monkeypatch)
+    monkeypatch.setenv("SHADOWKV_REBUILD_KERNEL", kernel)
     case = make_case(batch=2, heads=4, head_dim=128, chunk_size=8, budget=512, rank=160,
                      dtype=torch.float16, device="cuda", seed=7)
     tpp = case.u_rows.shape[2]
