@@ -3,8 +3,8 @@
 The extension is built only where a CUDA build of torch and nvcc are both present; everywhere
 else the package installs as pure Python and the plain-torch ops are used at run time.
 TORCH_CUDA_ARCH_LIST defaults to "8.0;9.0a": A100, and H100/H200 with the Hopper-only instructions
-(wgmma) that the key rebuild uses there. A plain "9.0" build runs on Hopper too, on the sm_80 code
-paths.
+(wgmma) that the key rebuild uses there. A plain "9.0" build also runs on Hopper, with the key
+rebuild on mma.sync as on the A100.
 """
 import glob
 import os

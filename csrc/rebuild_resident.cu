@@ -108,8 +108,7 @@ struct SmemLayout<D, false> {
 
 // 2-dim words of a 32-dim group stored transposed as a 4x4 matrix: word 4a + b at 4b + a. Then
 // the mma's n-tile j, columns 2t and 2t + 1 (thread t of a quad) hold dims 8t + 2j and
-// 8t + 2j + 1 of the group, and a thread's four n-tiles cover dims 8t .. 8t + 7. (Its own
-// inverse.)
+// 8t + 2j + 1 of the group, and a thread's four n-tiles cover dims 8t .. 8t + 7.
 __device__ __forceinline__ int transpose_words(int i) {
   const int word = i >> 1;
   return (((word & 3) * 4 + (word >> 2)) << 1) + (i & 1);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build the CUDA extension, run the op tests (ops vs twins), then the
 # kernel benchmark, whose table prints last. Logs go to $OUT (the device tool's folder) or
-# ./kernel_logs. TORCH_CUDA_ARCH_LIST defaults to 9.0a here (H100/H200 only) to keep the build short.
+# ./kernel_logs. TORCH_CUDA_ARCH_LIST defaults to 9.0a (H100/H200 only) to keep the build short.
 # Each test file runs in its own process: a kernel fault poisons the CUDA context of the process,
 # and would otherwise fail every later test. A file that faults is rerun under compute-sanitizer.
 set -uo pipefail
