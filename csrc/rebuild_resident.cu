@@ -166,6 +166,23 @@ struct Fragments {
   uint32_t a[4], b[4][4];
 };
 
+// The wgmma product over `pairs` pairs of 16-wide rank steps (ranks are padded to 32), as one
+// straight-line chain per pair count: a run-time check between steps would make ptxas fence the
+// accumulators before every step. Descriptors advance by a step's bytes / 16 (A: 32 bytes within
+// a swizzle atom, then the next 32-wide rank block; B: 16 rank rows).
+template <typename T, typename Layout, int kPairs = kMaxRankSteps / 2>
+__device__ __forceinline__ void wgmma_rank_steps(int pairs, float (&acc)[8][4], uint64_t a_desc,
+                                                 uint64_t b_desc) {
+  if constexpr (kPairs > 1) {
+    if (pairs < kPairs) return wgmma_rank_steps<T, Layout, kPairs - 1>(pairs, acc, a_desc, b_desc);
+  }
+  wgmma_fence();  // here, not before the dispatch: ptxas wants it in the chain's own block
+#pragma unroll
+  for (int k = 0; k < 2 * kPairs; ++k)
+    wgmma_m64n64k16<T>(acc, a_desc + ((k / 2) * Layout::kCoeffBlockBytes + (k % 2) * 32) / 16,
+                       b_desc + k * 2 * Layout::kBasisKCoreBytes / 16);
+}
+
 __device__ __forceinline__ void wait_for_stage(int pending) {
   if (pending <= 0) cp_async_wait<0>();
   else if (pending == 1) cp_async_wait<1>();
@@ -364,17 +381,11 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
 
     if constexpr (kWgmma) {
-      // One m64n64k16 per 16-wide rank step; descriptors advance by the step's bytes / 16 (A:
-      // 32 bytes within a swizzle atom, then the next 32-wide rank block).
+      // One m64n64k16 per 16-wide rank step.
       const uint64_t a_desc =
           wgmma_descriptor_swizzle64(stage + Layout::coeff(warpgroup_row0, 0, p.rank_pad), 512);
       const uint64_t b_desc = wgmma_descriptor(basis_group, Layout::kBasisKCoreBytes, 128);
-      wgmma_fence();
-#pragma unroll
-      for (int k = 0; k < kMaxRankSteps; ++k)
-        if (k * 16 < p.rank_pad)
-          wgmma_m64n64k16<T>(acc, a_desc + ((k / 2) * Layout::kCoeffBlockBytes + (k % 2) * 32) / 16,
-                             b_desc + k * 2 * Layout::kBasisKCoreBytes / 16);
+      wgmma_rank_steps<T, Layout>(p.rank_pad / 32, acc, a_desc, b_desc);
       wgmma_commit();
       wgmma_wait_all();
     } else {
