@@ -22,10 +22,11 @@
 // the product's instructions away (-16% time on an H200, docs/benchmarks.md). What is left is
 // the memory system, whose first limit is L2 tag lookups, one per request: so every copy reads
 // whole rows per warp instruction (a version that read 64 bytes of each of 8 rows per
-// instruction, for conflict-free shared-memory writes, was much slower). Earlier, on mma.sync: two 8-warp blocks per SM instead of one 16-warp block, so one
-// block's prologue overlaps the other's product (-16%); warp-per-row coefficient copies with the
-// row addresses tabulated once (-17%); an unrolled product loop with immediate addresses, a page
-// lookup per basis row instead of per word, fast division (together -5%).
+// instruction, for conflict-free shared-memory writes, was much slower). Earlier, on mma.sync:
+// two 8-warp blocks per SM instead of one 16-warp block, so one block's prologue overlaps the
+// other's product (-16%); warp-per-row coefficient copies with the row addresses tabulated once
+// (-17%); an unrolled product loop with immediate addresses, a page lookup per basis row instead
+// of per word, fast division (together -5%).
 #include <cuda_runtime.h>
 
 #include "block_scan.cuh"
@@ -44,7 +45,7 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxBlockRows = 1024;  // rows one block takes on at most (row tables in smem)
 constexpr int kMaxStages = 4;
-constexpr int kAlignmentSlack = 512;  // to align the dynamic shared memory for the swizzle
+constexpr int kSwizzleAlignment = 512;  // bytes; the dynamic shared memory is rounded up to it
 // The product loop is unrolled over at most this many 16-wide rank steps (ranks up to 288), so
 // that its shared-memory addresses are immediates: a loop-carried address register stalled every
 // step on the ldmatrix still reading it (Nsight Compute: half of the loop's stalls).
@@ -143,8 +144,10 @@ SmemPlan plan_smem(int rank, int block_rows, int chunk_size, size_t max_bytes) {
   p.block_slots = block_rows / chunk_size > 0 ? block_rows / chunk_size : 1;
   // Room for either product's layouts (SmemLayout; the mma.sync ones are the larger), 512-byte
   // aligned for the swizzle.
-  auto aligned = [](size_t bytes) { return (bytes + 511) / 512 * 512; };
-  const size_t basis = aligned(size_t(p.rank_pad) * (D + 8) * 2);
+  auto aligned = [](size_t bytes) {
+    return (bytes + kSwizzleAlignment - 1) / kSwizzleAlignment * kSwizzleAlignment;
+  };
+  const size_t basis = aligned(size_t(p.rank_pad) * SmemLayout<D, false>::kBasisRowBytes);
   const size_t stage = aligned(size_t(G::kTileRows) * padded_row_vectors(p.rank_pad) * 16);
   // Per row: coefficient and key addresses (8 bytes each), token (int32); the token table also
   // holds the compacted slot and chunk lists during the prologue.
@@ -153,11 +156,11 @@ SmemPlan plan_smem(int rank, int block_rows, int chunk_size, size_t max_bytes) {
       size_t(rows) * 16 + size_t(rows > 2 * p.block_slots ? rows : 2 * p.block_slots) * 4;
   p.stage_offset = unsigned(basis);
   p.stage_bytes = unsigned(stage);
-  const size_t fixed = basis + tables + kAlignmentSlack;
+  const size_t fixed = basis + tables + kSwizzleAlignment;
   const size_t room = max_bytes > fixed ? max_bytes - fixed : 0;
   p.stages = int(room / stage < kMaxStages ? room / stage : kMaxStages);
   p.tables_offset = unsigned(basis + p.stages * stage);
-  p.total = unsigned(p.tables_offset + tables + kAlignmentSlack);
+  p.total = unsigned(p.tables_offset + tables + kSwizzleAlignment);
   return p;
 }
 
@@ -201,7 +204,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   __shared__ int warp_totals[32];
   // The swizzled stages need 512-byte aligned addresses; the dynamic allocation starts after the
   // static shared memory, so round up (the plan has room for it).
-  const uint32_t smem_base = (smem_address(dynamic_smem) + 511) & ~511u;
+  const uint32_t smem_base =
+      (smem_address(dynamic_smem) + kSwizzleAlignment - 1) & ~uint32_t(kSwizzleAlignment - 1);
   unsigned char* smem = dynamic_smem + (smem_base - smem_address(dynamic_smem));
   // Per row: where its coefficients are, where its key goes, its token (= RoPE position).
   const T** row_u = reinterpret_cast<const T**>(smem + p.tables_offset);

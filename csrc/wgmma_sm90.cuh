@@ -44,8 +44,6 @@ __device__ __forceinline__ uint64_t wgmma_descriptor(uint32_t address, uint32_t 
          (uint64_t((mn_core_bytes >> 4) & 0x3FFF) << 32);
 }
 
-// The functions below exist in every compilation so that code can name them in `if constexpr`
-// branches; outside sm_90a their bodies trap (callers test SHADOWKV_HAS_WGMMA first).
 // Same for a K-major operand with the 64-byte swizzle (bits 62-63: 2). The leading byte offset
 // is unused while the MMA's K (32 bytes) fits in a 64-byte row; the PTX ISA asks for 1.
 __device__ __forceinline__ uint64_t wgmma_descriptor_swizzle64(uint32_t address,
@@ -54,6 +52,8 @@ __device__ __forceinline__ uint64_t wgmma_descriptor_swizzle64(uint32_t address,
          (uint64_t((m_atom_bytes >> 4) & 0x3FFF) << 32) | (uint64_t(2) << 62);
 }
 
+// The functions below exist in every compilation so that code can name them in `if constexpr`
+// branches; outside sm_90a their bodies trap (callers test SHADOWKV_HAS_WGMMA first).
 #if SHADOWKV_HAS_WGMMA
 #define SHADOWKV_SM90A_ASM(...) asm volatile(__VA_ARGS__)
 #else
