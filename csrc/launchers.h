@@ -106,3 +106,25 @@ size_t score_chunks_workspace_floats(const ScoreArgs& args, DType dtype);
 cudaError_t launch_score_chunks(const ScoreArgs& args, DType dtype, cudaStream_t stream);
 
 }  // namespace shadowkv
+
+// ---- value offload (offload_values.cu) ------------------------------------------------------
+namespace shadowkv {
+
+// Writes value rows into the pinned host store: store[pages[i], layer, h, offsets[i]] =
+// values[i, h] for every row i and head h. See shadowkv_engine/ops/value_offload.py.
+struct OffloadArgs {
+  void* store;         // device-visible address of store[0, layer] (pinned host memory)
+  const void* values;  // values[0, 0], [rows, heads, D] with 16-byte aligned rows
+  const void* pages;   // [rows] int32 or int64 store pages
+  const void* offsets;  // [rows] int32 or int64 rows within the page
+  int64_t pages_stride, offsets_stride;
+  int pages_itemsize, offsets_itemsize;  // 4 or 8
+  int64_t values_row_stride, values_head_stride;
+  int64_t store_page_stride, store_head_stride, store_row_stride;
+  int rows, heads;
+  int row_bytes;  // head_dim * itemsize, a multiple of 16
+  int itemsize;
+};
+cudaError_t launch_offload_values(const OffloadArgs& args, cudaStream_t stream);
+
+}  // namespace shadowkv

@@ -11,8 +11,9 @@
 //     and dotted with all G query heads of its group. The block writes the float logits and
 //     its segment's (max, sum of exp) per query head to the workspace.
 //  2. normalize: block = one (sequence, KV head) and a tile of chunks. It folds the segments'
-//     (max, sum) into the row's, then writes max_g exp(logit - max_g) / sum_g, -inf past the
-//     sequence's chunk count.
+//     (max, sum) into the row's, then writes max_g exp(logit - max_g) / sum_g, and -inf for
+//     excluded chunks and past the sequence's chunk count (so top-k never selects them, while a
+//     chunk whose probability underflows to 0 stays selectable).
 // The logits cost 4*G bytes per chunk and head, against 2*D bytes of landmark (6% at D=128, G=4),
 // and are still in L2 when the second launch reads them.
 // Measured on an H200 (docs/benchmarks.md): 1.9 TB/s of landmarks at 32 sequences, 44% of the
@@ -335,7 +336,7 @@ __global__ void __launch_bounds__(kThreads) normalize_kernel(ScoreArgs a, int se
     const int n = t0 + c * kThreads + threadIdx.x;
     if (n >= a.max_chunks) break;
     float score = kNegInf;
-    if (n < n_b) {
+    if (n < n_b && x[c][0] != kNegInf) {  // an excluded chunk's logits are -inf for every g
       score = 0.f;
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g)

@@ -300,6 +300,60 @@ void score_chunks_paged(const at::Tensor& q, const at::Tensor& head_rows,
                "score_chunks_paged");
 }
 
+void check_row_index(const at::Tensor& t, const char* name, const at::Tensor& values) {
+  TORCH_CHECK(t.device() == values.device() && t.dim() == 1 && t.size(0) == values.size(0) &&
+              (t.scalar_type() == at::kInt || t.scalar_type() == at::kLong),
+              name, " must be an int32/int64 tensor [", values.size(0), "] on ", values.device(),
+              ", got ", t.scalar_type(), " ", t.sizes(), " on ", t.device());
+}
+
+void offload_values(at::Tensor store, const at::Tensor& values, const at::Tensor& pages,
+                    const at::Tensor& offsets, int64_t layer) {
+  TORCH_CHECK(values.is_cuda() && values.dim() == 3, "values must be a CUDA tensor [rows, H, D], "
+              "got ", values.sizes(), " on ", values.device());
+  const c10::cuda::CUDAGuard guard(values.device());
+  TORCH_CHECK(store.device().is_cpu() && store.is_pinned() && store.dim() == 5,
+              "store must be a pinned CPU tensor [pages, L, H, block_size, D], got ",
+              store.sizes(), " on ", store.device(), store.is_pinned() ? "" : " (not pinned)");
+  TORCH_CHECK(store.scalar_type() == values.scalar_type(), "store is ", store.scalar_type(),
+              " but values are ", values.scalar_type());
+  TORCH_CHECK(store.size(2) == values.size(1) && store.size(4) == values.size(2),
+              "store ", store.sizes(), " does not match values ", values.sizes());
+  TORCH_CHECK(layer >= 0 && layer < store.size(1), "layer ", layer, " out of range");
+  check_row_index(pages, "pages", values);
+  check_row_index(offsets, "offsets", values);
+  const int64_t item = values.element_size();
+  TORCH_CHECK(values.size(2) * item % 16 == 0,
+              "head_dim * itemsize must be a multiple of 16 bytes, got ", values.size(2) * item);
+  check_aligned(values, "values", {0, 1});
+  check_aligned(store, "store", {0, 1, 2, 3});
+
+  OffloadArgs a;
+  // device_view hands out a read-only address; the pinned store is ours to write.
+  a.store = static_cast<char*>(const_cast<void*>(device_view(store))) +
+            layer * store.stride(1) * item;
+  a.values = values.data_ptr();
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(a.store) % 16 == 0 &&
+              reinterpret_cast<uintptr_t>(a.values) % 16 == 0,
+              "store and values must be 16-byte aligned");
+  a.pages = pages.data_ptr();
+  a.offsets = offsets.data_ptr();
+  a.pages_stride = pages.stride(0);
+  a.offsets_stride = offsets.stride(0);
+  a.pages_itemsize = static_cast<int>(pages.element_size());
+  a.offsets_itemsize = static_cast<int>(offsets.element_size());
+  a.values_row_stride = values.stride(0);
+  a.values_head_stride = values.stride(1);
+  a.store_page_stride = store.stride(0);
+  a.store_head_stride = store.stride(2);
+  a.store_row_stride = store.stride(3);
+  a.rows = static_cast<int>(values.size(0));
+  a.heads = static_cast<int>(values.size(1));
+  a.row_bytes = static_cast<int>(values.size(2) * item);
+  a.itemsize = static_cast<int>(item);
+  check_launch(launch_offload_values(a, c10::cuda::getCurrentCUDAStream()), "offload_values");
+}
+
 }  // namespace
 
 TORCH_LIBRARY(shadowkv, m) {
@@ -311,6 +365,8 @@ TORCH_LIBRARY(shadowkv, m) {
         "Tensor inv_freq, int layer, int chunk_size, int rank) -> ()");
   m.def("score_chunks_paged(Tensor q, Tensor head_rows, Tensor lm_pages, Tensor n_chunks, "
         "Tensor excluded, int layer, Tensor(a!) scores) -> ()");
+  m.def("offload_values(Tensor(a!) store, Tensor values, Tensor pages, Tensor offsets, "
+        "int layer) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(shadowkv, CUDA, m) {
@@ -318,6 +374,7 @@ TORCH_LIBRARY_IMPL(shadowkv, CUDA, m) {
   m.impl("gather_values", &gather_values);
   m.impl("rebuild_keys", &rebuild_keys);
   m.impl("score_chunks_paged", &score_chunks_paged);
+  m.impl("offload_values", &offload_values);
 }
 
 }  // namespace shadowkv

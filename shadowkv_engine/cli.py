@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-from .config import ATTENTION_MODES, DTYPES, EngineConfig, ShadowKVConfig
+from .config import ATTENTION_BACKENDS, ATTENTION_MODES, DTYPES, EngineConfig, ShadowKVConfig
 from .errors import InvalidRequestError
 
 logger = logging.getLogger("shadowkv")
@@ -31,6 +31,9 @@ ENGINE_FLAG_HELP = {
     "cpu_offload_gb": "pinned CPU memory for offloaded values, GB",
     "seed": "engine seed (requests without a seed draw from it)",
     "served_model_name": "model name clients send and /v1/models shows",
+    "attention_backend": "attention kernels: flashinfer (GPU), torch, or auto (flashinfer where "
+                         "it is installed and the model runs on CUDA)",
+    "enforce_eager": "never capture CUDA graphs of the decode step",
 }
 SHADOWKV_FLAG_HELP = {
     "rank": "SVD rank of the pre-RoPE keys; None: the paper's 160 per 1024 key channels",
@@ -40,7 +43,7 @@ SHADOWKV_FLAG_HELP = {
     "local_chunks": "most recent chunks kept exact",
     "min_context_len": "sequences shorter than this stay dense",
 }
-CHOICES = {"attention": ATTENTION_MODES, "dtype": DTYPES}
+CHOICES = {"attention": ATTENTION_MODES, "dtype": DTYPES, "attention_backend": ATTENTION_BACKENDS}
 
 
 def _flag(name: str) -> str:
@@ -62,6 +65,11 @@ def add_engine_args(parser: argparse.ArgumentParser):
     engine = parser.add_argument_group("engine")
     for f in fields(EngineConfig):
         if f.name in ("model", "shadowkv"):
+            continue
+        if isinstance(f.default, bool):  # a switch: --enforce-eager / --no-enforce-eager
+            engine.add_argument(_flag(f.name), dest=f.name, default=None,
+                                action=argparse.BooleanOptionalAction,
+                                help=f"{ENGINE_FLAG_HELP.get(f.name, f.name)} (default: {f.default})")
             continue
         engine.add_argument(_flag(f.name), dest=f.name, default=None,
                             type=_flag_type(f.type, f.default), choices=CHOICES.get(f.name),

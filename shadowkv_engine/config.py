@@ -71,6 +71,7 @@ class ShadowKVConfig:
 
 
 ATTENTION_MODES = ("dense", "shadowkv")
+ATTENTION_BACKENDS = ("auto", "flashinfer", "torch")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -99,6 +100,12 @@ class EngineConfig:
     # "safetensors", or "dummy": random weights of the checkpoint's shapes (config.json only;
     # for throughput benchmarks, as in vLLM).
     load_format: str = "safetensors"
+    # Attention kernels: "flashinfer" (paged kernels on the GPU), "torch" (plain-torch paged
+    # attention: the CPU path and the fallback), "auto" (flashinfer where it is importable and
+    # the model runs on CUDA).
+    attention_backend: str = "auto"
+    # True: never capture CUDA graphs for the decode step (debugging, A/B comparisons).
+    enforce_eager: bool = False
 
     def __post_init__(self):
         if isinstance(self.shadowkv, dict):
@@ -111,6 +118,14 @@ class EngineConfig:
             raise InvalidRequestError(
                 f"load_format must be 'safetensors' or 'dummy', got {self.load_format!r}",
                 param="load_format")
+        if self.attention_backend not in ATTENTION_BACKENDS:
+            raise InvalidRequestError(
+                f"attention_backend must be one of {ATTENTION_BACKENDS}, got "
+                f"{self.attention_backend!r}", param="attention_backend")
+        if not isinstance(self.enforce_eager, bool):
+            raise InvalidRequestError(
+                f"enforce_eager must be true or false, got {self.enforce_eager!r}",
+                param="enforce_eager")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {DTYPES}, got {self.dtype!r}",
                                       param="dtype")

@@ -1,8 +1,10 @@
-"""Owns the KV memory: the GPU page arena and the pinned CPU value pages, and who holds what.
+"""Owns the KV memory: the GPU page arena and the pinned CPU value pages, who holds what, and the
+batch slots of running sequences.
 
 Admission is by both budgets: a sequence joins only when the GPU pages for its whole remaining
 prefill (plus what compressing it allocates) and the CPU pages it needs are free. A sequence that
-could never fit, even alone, is rejected when it is added.
+could never fit, even alone, is rejected when it is added. During a step, `allocate(seq, n)` is
+the one call that counts and takes the pages a sequence's next n tokens need.
 """
 import logging
 
@@ -13,35 +15,39 @@ from ..errors import RequestTooLargeError
 from ..kv.page_pool import PagePool
 from ..kv.sequence_kv import SequenceKV
 from ..kv.shadowkv import ShadowKV, chunk_counts
-from ..kv.storage import KVStorage, PageLayout
+from ..kv.sparse_state import SparseDecodeState
+from ..kv.storage import NULL_PAGE, KVStorage, PageLayout
 from ..model.config import ModelConfig
-from ..model.rope import RotaryEmbedding
 from .sequence import Sequence
 
 logger = logging.getLogger(__name__)
 GIB = 1 << 30
+# Device memory kept out of the KV pool besides a step's activations: attention workspaces,
+# staging buffers, captured graphs.
+RESERVED_BYTES = 1 * GIB
 
 
 class BlockManager:
     def __init__(self, config: EngineConfig, model_config: ModelConfig, dtype: torch.dtype,
-                 device: torch.device, rotary: RotaryEmbedding, num_gpu_pages: int,
-                 num_cpu_pages: int):
+                 device: torch.device, num_gpu_pages: int, num_cpu_pages: int):
         self.config = config
         self.shadowkv = config.shadowkv if config.attention == "shadowkv" else None
         self.layout = PageLayout(model_config.num_layers, model_config.num_kv_heads,
                                  model_config.head_dim, config.block_size)
-        self.sliding_window = model_config.sliding_window
-        self.rotary = rotary
         self.storage = KVStorage(self.layout, num_gpu_pages, num_cpu_pages, dtype, device,
                                  self.shadowkv.rank if self.shadowkv else None)
-        self.gpu_pool = PagePool("GPU KV", num_gpu_pages)
+        self.gpu_pool = PagePool("GPU KV", num_gpu_pages, first_id=NULL_PAGE + 1)
         self.cpu_pool = PagePool("CPU value", num_cpu_pages)
+        self.free_slots = list(range(config.max_num_seqs - 1, -1, -1))
+        self.sparse_state = (SparseDecodeState(config.max_num_seqs, model_config.num_layers,
+                                               model_config.num_kv_heads, self.shadowkv, device)
+                             if self.shadowkv else None)
         # ShadowKV counters (chunks selected, hits, bytes fetched) of sequences already freed.
         self.released_counters = [0, 0, 0]
 
     @staticmethod
     def page_counts(config: EngineConfig, model_config: ModelConfig, dtype: torch.dtype,
-                    device: torch.device, model_bytes: int) -> tuple[int, int]:
+                    device: torch.device, max_model_len: int) -> tuple[int, int]:
         layout = PageLayout(model_config.num_layers, model_config.num_kv_heads,
                             model_config.head_dim, config.block_size)
         gpu_page = layout.gpu_page_bytes(dtype)
@@ -49,11 +55,16 @@ class BlockManager:
             gpu = config.num_gpu_blocks
         elif device.type == "cuda":
             free, total = torch.cuda.mem_get_info(device)
-            # Leave room for activations of a full step (logits dominate for small models).
-            activations = config.max_num_batched_tokens * (
-                model_config.vocab_size * 4 + model_config.intermediate_size * 2 * dtype.itemsize
-                * 3)
-            budget = total * config.gpu_memory_utilization - (total - free) - activations
+            # Leave room for activations of a full step: the MLP's of every token, float32
+            # logits (and the sampler's copies) of one row per sequence.
+            activations = (config.max_num_batched_tokens * model_config.intermediate_size * 3
+                           * dtype.itemsize + config.max_num_seqs * model_config.vocab_size * 16)
+            if config.attention == "shadowkv":
+                # Compression holds a prompt's keys and values, and its float32 pre-RoPE keys.
+                key_width = model_config.num_kv_heads * model_config.head_dim
+                activations += max_model_len * key_width * (2 * dtype.itemsize + 8)
+            budget = (total * config.gpu_memory_utilization - (total - free) - activations
+                      - RESERVED_BYTES)
             gpu = int(budget // gpu_page)
         else:
             gpu = int(config.cpu_kv_pool_gb * GIB // gpu_page)
@@ -71,16 +82,15 @@ class BlockManager:
 
     # ---- per sequence ----------------------------------------------------------------------
     def compress_at(self, seq: Sequence) -> int | None:
-        cfg = self.shadowkv
-        if cfg is None or seq.num_prompt_tokens < max(cfg.min_context_len, 1):
-            return None
-        if chunk_counts(seq.num_prompt_tokens, cfg)[0] == 0:
+        """The prompt length after which the sequence is compressed, or None: it stays dense."""
+        if self.shadowkv is None or not self._compresses(seq.num_prompt_tokens):
             return None
         return seq.num_prompt_tokens
 
     def new_cache(self, seq: Sequence) -> SequenceKV:
-        return SequenceKV(self.storage, self.gpu_pool, self.cpu_pool, self.rotary,
-                          self.sliding_window, self.shadowkv, self.compress_at(seq))
+        """A cache for a sequence joining the running batch; it takes a batch slot."""
+        return SequenceKV(self.storage, self.gpu_pool, self.cpu_pool, self.shadowkv,
+                          self.compress_at(seq), self.free_slots.pop())
 
     def check_fits(self, seq: Sequence) -> None:
         """Raises RequestTooLargeError if the sequence cannot fit even with the pools empty."""
@@ -101,38 +111,66 @@ class BlockManager:
             return dense, 0
         cfg = self.shadowkv
         prefill = -(-prompt_len // bs)
-        compress_gpu, _ = ShadowKV.pages_to_compress(prompt_len, cfg, self.layout)
-        final_gpu, final_cpu = ShadowKV.pages_to_compress(max_len, cfg, self.layout)
+        compress_gpu = sum(ShadowKV.pages_to_compress(prompt_len, cfg, self.layout)[0].values())
+        final, final_cpu = ShadowKV.pages_to_compress(max_len, cfg, self.layout)
+        final_gpu = sum(final.values())
         tail = -(-(cfg.local_tokens + cfg.chunk_size) // bs) + 1
         return max(prefill + compress_gpu, final_gpu + tail), final_cpu
 
+    def max_concurrent_sequences(self, prompt_len: int, max_len: int) -> int:
+        """The most sequences of this shape whose peak pages fit both pools at once."""
+        compressed = self.shadowkv is not None and self._compresses(prompt_len)
+        gpu, cpu = self.peak_pages(prompt_len, max_len, compressed)
+        fits = self.gpu_pool.num_pages // max(gpu, 1)
+        if cpu:
+            fits = min(fits, self.cpu_pool.num_pages // cpu)
+        return min(fits, self.config.max_num_seqs)
+
+    def _compresses(self, prompt_len: int) -> bool:
+        cfg = self.shadowkv
+        return prompt_len >= max(cfg.min_context_len, 1) and chunk_counts(prompt_len, cfg)[0] > 0
+
     def can_admit(self, seq: Sequence) -> bool:
         """True when the pages for the rest of this sequence's prefill are free now."""
-        gpu, cpu = seq.kv.pages_needed(seq.num_uncomputed) if seq.kv else self._admission_need(seq)
+        if not self.free_slots:
+            return False
+        target = self.compress_at(seq) or len(seq.token_ids)
+        gpu, cpu = -(-target // self.layout.block_size), 0
+        if self.compress_at(seq) is not None:
+            compress_gpu, cpu = ShadowKV.pages_to_compress(target, self.shadowkv, self.layout)
+            gpu += sum(compress_gpu.values())
         return gpu <= self.gpu_pool.num_free and cpu <= self.cpu_pool.num_free
 
-    def _admission_need(self, seq: Sequence) -> tuple[int, int]:
-        probe = self.new_cache(seq)
-        target = probe.compress_at or len(seq.token_ids)
-        return probe.pages_needed(target)
-
-    def can_grow(self, seq: Sequence, num_new: int) -> bool:
-        gpu, cpu = seq.kv.pages_needed(num_new)
-        return gpu <= self.gpu_pool.num_free and cpu <= self.cpu_pool.num_free
+    def allocate(self, seq: Sequence, num_new: int) -> bool:
+        """Takes the pages the sequence's next num_new tokens need (and, if they end its prompt,
+        its compressed store's); False, taking nothing, when they are not all free."""
+        growth = seq.kv.plan_growth(num_new)
+        if growth.gpu > self.gpu_pool.num_free or growth.cpu_pages > self.cpu_pool.num_free:
+            return False
+        seq.kv.grow(growth)
+        return True
 
     def release(self, seq: Sequence) -> None:
-        if seq.kv is not None:
-            if seq.kv.compressed:
-                self._add_counters(self.released_counters, seq.kv.cache.counters())
-            seq.kv.free()
-            seq.kv = None
+        kv = seq.kv
+        if kv is None:
+            return
+        if kv.compressed:
+            hits, fetched = self.sparse_state.read_counters(kv.slot)
+            self._add_counters(self.released_counters,
+                               (kv.shadow.chunks_selected, hits, fetched))
+        if self.sparse_state is not None:
+            self.sparse_state.reset(kv.slot)
+        kv.free()
+        self.free_slots.append(kv.slot)
+        seq.kv = None
 
     def shadowkv_counters(self, running: list[Sequence]) -> tuple[int, int, int]:
         """(chunks selected, chunk hits, value bytes fetched) over the engine's lifetime."""
         total = list(self.released_counters)
         for seq in running:
             if seq.kv is not None and seq.kv.compressed:
-                self._add_counters(total, seq.kv.cache.counters())
+                hits, fetched = self.sparse_state.read_counters(seq.kv.slot)
+                self._add_counters(total, (seq.kv.shadow.chunks_selected, hits, fetched))
         return tuple(total)
 
     @staticmethod

@@ -3,14 +3,13 @@ import itertools
 import logging
 import time
 
-import torch
 
 from ..config import EngineConfig
 from ..errors import InvalidRequestError, PromptTooLongError, QueueFullError
 from ..model.config import ModelConfig
-from ..model.sampler import SampleRequest, sample
 from ..model.tokenizer import IncrementalDetokenizer, Tokenizer
 from ..outputs import CompletionOutput, Logprob, RequestMetrics, RequestOutput
+from ..sample import Sampler, SampleRequest
 from ..sampling_params import SamplingParams
 from .block_manager import BlockManager
 from .model_runner import ModelRunner
@@ -53,13 +52,13 @@ class LLMEngine:
         self.eos_token_ids = set(self.tokenizer.eos_token_ids or self.model_config.eos_token_ids)
         self.runner = ModelRunner(config, self.model_config, self.max_model_len)
         num_gpu, num_cpu = BlockManager.page_counts(
-            config, self.model_config, self.runner.dtype, self.runner.device,
-            self.runner.model_bytes)
+            config, self.model_config, self.runner.dtype, self.runner.device, self.max_model_len)
         self.blocks = BlockManager(config, self.model_config, self.runner.dtype,
-                                   self.runner.device, self.runner.model.rotary, num_gpu, num_cpu)
+                                   self.runner.device, num_gpu, num_cpu)
+        self.runner.bind_kv(self.blocks)
         self.scheduler = Scheduler(config, self.blocks)
+        self.sampler = Sampler(self.runner.device, config.seed)
         self.requests: dict[str, Request] = {}
-        self.generator = torch.Generator().manual_seed(config.seed)
         self._seq_ids = itertools.count()
         self._totals = EngineStats()
         logger.info("engine ready: %s on %s (%s), attention=%s, %d GPU pages, %d CPU pages",
@@ -137,12 +136,9 @@ class LLMEngine:
         return params.max_tokens
 
     def _new_sequence(self, request_id, index, token_ids, params, max_tokens, arrival):
-        generator = None
-        if params.seed is not None:
-            generator = torch.Generator().manual_seed(params.seed + index)
         detok = IncrementalDetokenizer(self.tokenizer, token_ids, params.skip_special_tokens)
         return Sequence(next(self._seq_ids), request_id, index, token_ids, params, max_tokens,
-                        detok, generator or self.generator, arrival)
+                        detok, arrival)
 
     def abort_request(self, request_id: str) -> RequestOutput | None:
         request = self.requests.pop(request_id, None)
@@ -151,6 +147,7 @@ class LLMEngine:
         for seq in request.sequences:
             if not seq.finished:
                 self.scheduler.remove(seq)
+                self.sampler.release(seq.seq_id)
                 seq.status = SequenceStatus.FINISHED
                 seq.finish_reason = "abort"
         return self._output(request)
@@ -174,7 +171,7 @@ class LLMEngine:
                     if seq.num_computed + n == len(seq.token_ids)]
         logits = self.runner.run(batch, sampling)
         seqs = [batch.sequences[i] for i in sampling]
-        results = sample(logits, [self._sample_request(s) for s in seqs])
+        results = self.sampler.sample(logits, [self._sample_request(s) for s in seqs])
         touched: dict[str, Request] = {}
         for seq in batch.sequences:
             request = self.requests[seq.request_id]
@@ -203,7 +200,8 @@ class LLMEngine:
         if len(seq.output_token_ids) < params.min_tokens:
             blocked = list(params.stop_token_ids) + ([] if params.ignore_eos
                                                      else sorted(self.eos_token_ids))
-        return SampleRequest(params, seq.prompt_token_ids, seq.output_token_ids, seq.generator,
+        seed = None if params.seed is None else params.seed + seq.index
+        return SampleRequest(seq.seq_id, params, seq.prompt_token_ids, seq.output_token_ids, seed,
                              blocked)
 
     def _append_token(self, seq: Sequence, result) -> None:
@@ -246,6 +244,7 @@ class LLMEngine:
         seq.finish_reason, seq.stop_reason = reason, stop_reason
         seq.status = SequenceStatus.FINISHED
         self.scheduler.remove(seq)
+        self.sampler.release(seq.seq_id)
 
     def _piece(self, token_id: int) -> str:
         return self.tokenizer.decode([token_id], skip_special_tokens=False)

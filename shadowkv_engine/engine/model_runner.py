@@ -1,14 +1,21 @@
-"""Loads the model and runs one scheduled batch through it."""
+"""Loads the model and runs one scheduled batch through it: builds the step metadata, runs the
+forward eagerly or replays a captured decode step, and ends the step (counters, compression,
+folding). Logits stay on the device for the sampler."""
 import logging
 
 import torch
 
 from ..config import EngineConfig
-from ..kv.batch import BatchAttention
-from ..kv.storage import index_tensor
+from ..kv import compression
+from ..kv.attention_flashinfer import FlashInferAttention, flashinfer_available
+from ..kv.attention_torch import TorchAttention
+from ..kv.step_attention import StepAttention
+from ..kv.step_metadata import DecodeRow, PrefillRow, StepMetadata, StepMetadataBuilder
 from ..model.config import TORCH_DTYPES, ModelConfig
 from ..model.llama import LlamaForCausalLM
 from ..model.loader import load_weights
+from .block_manager import BlockManager
+from .cuda_graphs import DecodeGraphs, chunk_bucket
 from .scheduler import ScheduledBatch
 
 logger = logging.getLogger(__name__)
@@ -31,6 +38,22 @@ def resolve_dtype(name: str, model_config: ModelConfig, device: torch.device) ->
     return model_config.torch_dtype if model_config.torch_dtype != torch.float32 else torch.bfloat16
 
 
+def resolve_attention_backend(name: str, device: torch.device, dtype: torch.dtype) -> str:
+    """flashinfer's kernels need CUDA and 16-bit K/V; "auto" takes them where they apply."""
+    usable = device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
+    if name == "flashinfer":
+        if not usable:
+            raise RuntimeError(f"attention_backend 'flashinfer' needs a CUDA device and float16 "
+                               f"or bfloat16, got {device} and {dtype}")
+        if not flashinfer_available():
+            raise RuntimeError("attention_backend 'flashinfer' was asked for but flashinfer is "
+                               "not installed; pip install 'shadowkv-engine[gpu]' (see README)")
+        return name
+    if name == "auto":
+        return "flashinfer" if usable and flashinfer_available() else "torch"
+    return name
+
+
 @torch.no_grad()
 def randomize_weights(model: torch.nn.Module, seed: int) -> None:
     """Random weights of the checkpoint's shapes (`load_format="dummy"`): throughput does not
@@ -47,6 +70,9 @@ def randomize_weights(model: torch.nn.Module, seed: int) -> None:
 
 class ModelRunner:
     def __init__(self, config: EngineConfig, model_config: ModelConfig, max_model_len: int):
+        self.config = config
+        self.model_config = model_config
+        self.max_model_len = max_model_len
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, model_config, self.device)
         # Built in place on the device and in the target dtype: an 8B model never exists as a
@@ -64,26 +90,101 @@ class ModelRunner:
             load_weights(model, config.model, model_config.tie_word_embeddings)
         self.model = model.eval()
         self.model_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self.backend_name = resolve_attention_backend(config.attention_backend, self.device,
+                                                      self.dtype)
+
+    def bind_kv(self, blocks: BlockManager) -> None:
+        """Attaches the KV memory: metadata staging, the attention backend, decode graphs."""
+        self.blocks = blocks
+        self.storage = blocks.storage
+        self.shadowkv = blocks.shadowkv
+        use_graphs = (self.device.type == "cuda" and self.backend_name == "flashinfer"
+                      and not self.config.enforce_eager)
+        self.graphs = DecodeGraphs(self.config.max_num_seqs, self._forward) if use_graphs else None
+        max_rows = self.graphs.sizes[-1] if self.graphs else self.config.max_num_seqs
+        self.builder = StepMetadataBuilder(self.config, self.storage, self.max_model_len, max_rows)
+        window = self.model_config.sliding_window
+        if self.backend_name == "flashinfer":
+            self.backend = FlashInferAttention(self.storage, self.model_config.num_heads, window,
+                                               len(self.builder.decode_indices.host))
+        else:
+            self.backend = TorchAttention(self.storage, window)
+        logger.info("attention backend %s, decode CUDA graphs %s", self.backend_name,
+                    "on" if self.graphs else "off")
+
+    def _forward(self, meta: StepMetadata) -> torch.Tensor:
+        """The model over the step's tokens; logits of its decode rows ([rows, vocab], float32)
+        when it is a decode-only step, else the final hidden states of every token."""
+        attention = StepAttention(meta, self.storage, self.backend, self.blocks.sparse_state,
+                                  self.shadowkv, self.model.rotary.inv_freq)
+        hidden = self.model(meta.input_ids, meta.positions, attention)
+        if meta.prefill is None:
+            return self.model.compute_logits(hidden)
+        return hidden
 
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch, sample_rows: list[int]) -> torch.Tensor:
-        """Runs the batch; returns float32 logits (on the CPU) of the last scheduled token of
+        """Runs the batch; returns float32 logits (on the device) of the last scheduled token of
         each sequence listed in sample_rows (indices into batch.sequences)."""
-        ids, positions, ends = [], [], []
-        total = 0
+        decode, prefill, token_row = [], [], {}
+        for i, (seq, n) in enumerate(zip(batch.sequences, batch.num_tokens)):
+            if n == 1:
+                token_row[i] = len(decode)
+                decode.append(DecodeRow(seq.kv, seq.token_ids[seq.num_computed], seq.num_computed))
+        at = len(decode)
+        for i, (seq, n) in enumerate(zip(batch.sequences, batch.num_tokens)):
+            if n > 1:
+                prefill.append(PrefillRow(seq.kv, seq.token_ids[seq.num_computed:
+                                                                 seq.num_computed + n],
+                                          seq.num_computed))
+                at += n
+                token_row[i] = at - 1
+        logits = self._run_rows(decode, prefill, token_row, sample_rows)
+        self._end_step(batch, decode)
+        return logits
+
+    def _run_rows(self, decode, prefill, token_row, sample_rows) -> torch.Tensor:
+        dummy = self.blocks.sparse_state.dummy_slot if self.blocks.sparse_state else 0
+        padded = self.graphs.padded_size(len(decode)) if self.graphs and not prefill else None
+        if padded is None:
+            meta = self.builder.build(decode, prefill, len(decode), dummy)
+            self.backend.begin_step(meta)
+            out = self._forward(meta)
+            if prefill:
+                rows = torch.tensor([token_row[i] for i in sample_rows], device=self.device)
+                return self.model.compute_logits(out[rows]) if sample_rows else out[:0]
+        else:
+            longest = max((row.kv.shadow.n_chunks for row in decode if row.kv.shadow), default=0)
+            width = chunk_bucket(longest, self.builder.max_chunks) if self.shadowkv else 0
+            key = (padded, width)
+
+            def bucket(_):
+                return width
+
+            if not self.graphs.captured(key):
+                dummy_meta = self.builder.build([], [], padded, dummy, bucket)
+                self.graphs.capture(key, dummy_meta,
+                                    lambda m: self.backend.begin_step(m, graph_batch=padded))
+            meta = self.builder.build(decode, [], padded, dummy, bucket)
+            self.backend.begin_step(meta, graph_batch=padded)
+            out = self.graphs.replay(key)
+        return out[[token_row[i] for i in sample_rows]]
+
+    def _end_step(self, batch: ScheduledBatch, decode: list[DecodeRow]) -> None:
+        """Counters forward, then the batched post-step work: compress prompts that were just
+        prefilled, fold the oldest tail chunk of sequences whose tail is full."""
+        per_chunk = self.model_config.num_layers * self.model_config.num_kv_heads
+        for row in decode:
+            if row.kv.shadow is not None:
+                row.kv.shadow.chunks_selected += row.kv.shadow.num_selected * per_chunk
+        to_compress, to_fold = [], []
         for seq, n in zip(batch.sequences, batch.num_tokens):
-            ids.extend(seq.token_ids[seq.num_computed:seq.num_computed + n])
-            positions.extend(range(seq.num_computed, seq.num_computed + n))
-            total += n
-            ends.append(total - 1)
-        input_ids = index_tensor(ids, self.device)
-        pos = index_tensor(positions, self.device)
-        attention = BatchAttention([s.kv for s in batch.sequences], batch.num_tokens)
-        hidden = self.model(input_ids, pos, attention)
-        for seq, n in zip(batch.sequences, batch.num_tokens):
-            seq.kv.end_step(n)
+            seq.kv.advance(n)
             seq.num_computed += n
-        if not sample_rows:
-            return torch.empty(0)
-        rows = index_tensor([ends[i] for i in sample_rows], self.device)
-        return self.model.compute_logits(hidden[rows]).cpu()
+            kv = seq.kv
+            if kv.pending is not None and kv.num_tokens == kv.compress_at:
+                to_compress.append(kv)
+            elif kv.shadow is not None and kv.shadow.folds_after(0):
+                to_fold.append(kv)
+        compression.compress(to_compress, self.model.rotary, self.blocks.sparse_state)
+        compression.fold(to_fold)

@@ -51,10 +51,10 @@ class Scheduler:
 
     def _tokens_wanted(self, seq: Sequence, budget: int) -> int:
         kv = seq.kv
-        if kv is not None and kv.compressed:
+        if kv.compressed:
             return 1  # replaying or decoding: the sparse path takes one token a step
         remaining = seq.num_uncomputed
-        target = (kv.compress_at if kv is not None else self.blocks.compress_at(seq))
+        target = kv.compress_at
         if target is not None and seq.num_computed < target:
             remaining = target - seq.num_computed
         return min(remaining, budget)
@@ -66,14 +66,13 @@ class Scheduler:
         while index < len(self.running) and budget > 0:
             seq = self.running[index]
             wanted = self._tokens_wanted(seq, budget)
-            while not self.blocks.can_grow(seq, wanted):
+            while not self.blocks.allocate(seq, wanted):
                 victim = self.running[-1]
                 self._preempt(victim)
                 if victim is seq:
                     break
             if seq.status is not SequenceStatus.RUNNING:
                 break  # seq preempted itself: everything after it was preempted too
-            seq.kv.reserve(wanted)
             batch.sequences.append(seq)
             batch.num_tokens.append(wanted)
             budget -= wanted
@@ -84,12 +83,12 @@ class Scheduler:
             if not self.blocks.can_admit(seq):
                 break
             self.waiting.popleft()
-            if seq.kv is None:
-                seq.kv = self.blocks.new_cache(seq)
+            seq.kv = self.blocks.new_cache(seq)
             seq.status = SequenceStatus.RUNNING
             self.running.append(seq)
             wanted = self._tokens_wanted(seq, budget)
-            seq.kv.reserve(wanted)
+            if not self.blocks.allocate(seq, wanted):
+                raise RuntimeError("admission checked the pages of this prefill chunk")
             batch.sequences.append(seq)
             batch.num_tokens.append(wanted)
             budget -= wanted

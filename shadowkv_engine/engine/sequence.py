@@ -3,8 +3,6 @@ import enum
 import time
 from dataclasses import dataclass, field
 
-import torch
-
 from ..kv.sequence_kv import SequenceKV
 from ..model.tokenizer import IncrementalDetokenizer
 from ..outputs import Logprob
@@ -26,7 +24,6 @@ class Sequence:
     params: SamplingParams
     max_tokens: int  # params.max_tokens, or what the context length leaves
     detokenizer: IncrementalDetokenizer
-    generator: torch.Generator | None = None
     arrival_time: float = field(default_factory=time.time)
     token_ids: list[int] = field(init=False)
     num_computed: int = 0  # tokens whose keys/values are in the cache

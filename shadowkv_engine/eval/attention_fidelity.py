@@ -9,10 +9,15 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import ShadowKVConfig
+from ..config import EngineConfig, ShadowKVConfig
+from ..kv import compression
 from ..kv.attention import attend
+from ..kv.attention_torch import TorchAttention
 from ..kv.page_pool import PagePool
 from ..kv.sequence_kv import SequenceKV
+from ..kv.sparse_state import SparseDecodeState
+from ..kv.step_attention import StepAttention
+from ..kv.step_metadata import DecodeRow, StepMetadataBuilder
 from ..kv.storage import KVStorage, PageLayout
 from ..model.rope import RotaryEmbedding, apply_rope, inverse_frequencies, undo_rope
 
@@ -61,11 +66,19 @@ def run_fidelity(context: int = 8192, cfg: ShadowKVConfig | None = None, kv_head
     gpu_pages = 4 * (context // layout.block_size) + 64
     storage = KVStorage(layout, gpu_pages, context // layout.block_size + 8, torch.float32, dev,
                         cfg.rank)
-    kv = SequenceKV(storage, PagePool("gpu", gpu_pages), PagePool("cpu", storage.values.shape[0]),
-                    rotary, None, cfg, compress_at=context)
-    kv.reserve(context)
-    kv.cache.tokens.write(0, k_post, values, 0)
-    kv.end_step(context)
+    state = SparseDecodeState(1, 1, kv_heads, cfg, dev)
+    kv = SequenceKV(storage, PagePool("gpu", gpu_pages, first_id=1),
+                    PagePool("cpu", storage.values.shape[0]), cfg, compress_at=context, slot=0)
+    kv.grow(kv.plan_growth(context))
+    pages, rows = (torch.from_numpy(a).to(dev) for a in kv.tokens.slots(0, context))
+    storage.kv[pages.long(), 0, 0, :, rows] = k_post
+    storage.kv[pages.long(), 0, 1, :, rows] = values
+    kv.advance(context)
+    compression.compress([kv], rotary, state)
+    engine_config = EngineConfig(model="synthetic", device=device, attention="shadowkv",
+                                 shadowkv=cfg, max_num_seqs=1, max_num_batched_tokens=16)
+    builder = StepMetadataBuilder(engine_config, storage, context + 8, 1)
+    backend = TorchAttention(storage, None)
 
     first = None
     for step in range(2):
@@ -75,24 +88,30 @@ def run_fidelity(context: int = 8192, cfg: ShadowKVConfig | None = None, kv_head
         new_pre = randn(1, kv_heads, head_dim)
         new_k = apply_rope(new_pre, cos[position:position + 1], sin[position:position + 1])
         new_v = randn(1, kv_heads, head_dim)
-        kv.reserve(1)
-        out = kv.attend(0, q, new_pre, new_k, new_v)
-        kv.end_step(1)
+        kv.grow(kv.plan_growth(1))
+        meta = builder.build([DecodeRow(kv, 0, position)], [], 1, state.dummy_slot)
+        backend.begin_step(meta)
+        out = StepAttention(meta, storage, backend, state, cfg, rotary.inv_freq).attend(
+            0, q, new_pre, new_k, new_v)
+        kv.shadow.chunks_selected += kv.shadow.num_selected * kv_heads
+        kv.advance(1)
+        if kv.shadow.folds_after(0):
+            compression.fold([kv])
         k_post = torch.cat([k_post, new_k])
         values = torch.cat([values, new_v])
         exact = attend(q, k_post.transpose(0, 1), values.transpose(0, 1))
         if first is None:
-            first = (out, exact, q, kv.cache.resident[0].clone(), kv.cache.n_chunks)
+            first = (out, exact, q, state.resident[0, 0].clone(), kv.shadow.n_chunks)
 
-    shadow = kv.cache
+    shadow = kv.shadow
     out, exact, q, resident, compressed_chunks = first
     error = float((out - exact).norm() / exact.norm())
     selected = [set(resident[h][resident[h] >= 0].tolist()) for h in range(kv_heads)]
-    outliers = [set(shadow.outlier_ids[0, h].tolist()) for h in range(kv_heads)]
+    outliers = [set(state.outliers[0, 0, h, :shadow.n_out].tolist()) for h in range(kv_heads)]
     recall = _topk_recall(q, k_post[:context], cfg, selected, outliers, compressed_chunks)
     found = sum(int(c in selected[h] or c in outliers[h]) for h in range(kv_heads)
                 for c in needles.tolist())
-    selected_total, hits, _ = shadow.counters()
+    selected_total, (hits, _) = shadow.chunks_selected, state.read_counters(0)
     second = selected_total / 2
     hit_rate = hits / second if second else 0.0
     kv.free()

@@ -6,10 +6,11 @@ class OutOfPagesError(RuntimeError):
 
 
 class PagePool:
-    def __init__(self, name: str, num_pages: int):
+    def __init__(self, name: str, num_pages: int, first_id: int = 0):
+        """Hands out ids first_id .. first_id + num_pages - 1."""
         self.name = name
         self.num_pages = num_pages
-        self._free = list(range(num_pages - 1, -1, -1))  # pop() hands out low ids first
+        self._free = list(range(first_id + num_pages - 1, first_id - 1, -1))  # low ids first
 
     @property
     def num_free(self) -> int:

@@ -1,63 +1,89 @@
-"""The cache of one sequence: dense while it prefills, ShadowKV once its prompt is compressed.
+"""The cache of one sequence, as plain state: its exact tokens in GPU pages, its compressed store
+once its prompt is compressed (ShadowKV), and the batch slot it holds while it runs.
 
-The engine talks only to this class: before a step it asks `pages_needed(n)` (so the scheduler
-can admit, wait or preempt) and calls `reserve(n)`; during the step each layer calls `attend`;
-after it `end_step(n)`, which compresses the sequence when its prompt has just been prefilled.
+Before a step the block manager asks `plan_growth(n)` what the next n tokens allocate (so the
+scheduler can admit, wait or preempt) and, if it fits, `grow(plan)` allocates exactly that; the
+step writes and attends through the per-step metadata (`step_metadata.py`); after it,
+`advance(n)` moves the counters, and the engine compresses and folds in a batched post-step
+phase (`compression.py`).
 """
+from dataclasses import dataclass
+
 from ..config import ShadowKVConfig
-from ..model.rope import RotaryEmbedding
-from .dense import DenseKV
 from .page_pool import PagePool
+from .paged_tokens import PagedTokens
 from .shadowkv import ShadowKV
 from .storage import KVStorage
 
 
+@dataclass(frozen=True)
+class Growth:
+    """Pages the next step of a sequence allocates."""
+    tail: int = 0  # exact token pages
+    u: int = 0  # coefficient pages of new tokens (compressed sequences)
+    lm: int = 0  # landmark page of a folded chunk
+    cpu: int = 0  # CPU value page of a folded chunk
+    compress_gpu: int = 0  # the compressed store made at the end of this step's prefill
+    compress_cpu: int = 0
+
+    @property
+    def gpu(self) -> int:
+        return self.tail + self.u + self.lm + self.compress_gpu
+
+    @property
+    def cpu_pages(self) -> int:
+        return self.cpu + self.compress_cpu
+
+
 class SequenceKV:
     def __init__(self, storage: KVStorage, gpu_pool: PagePool, cpu_pool: PagePool,
-                 rotary: RotaryEmbedding, sliding_window: int | None,
-                 shadowkv: ShadowKVConfig | None, compress_at: int | None):
+                 shadowkv: ShadowKVConfig | None, compress_at: int | None, slot: int):
         """compress_at: the prompt length after which to compress, or None to stay dense."""
         self.storage, self.gpu_pool, self.cpu_pool = storage, gpu_pool, cpu_pool
-        self.rotary = rotary
         self.shadowkv_config = shadowkv
         self.compress_at = compress_at
-        self.cache: DenseKV | ShadowKV = DenseKV(storage, gpu_pool, sliding_window)
+        self.slot = slot
+        self.tokens = PagedTokens(storage, gpu_pool)
+        self.shadow: ShadowKV | None = None
+        self.pending: ShadowKV | None = None  # allocated, filled when this step's prefill ends
 
     @property
     def compressed(self) -> bool:
-        return isinstance(self.cache, ShadowKV)
+        return self.shadow is not None
 
     @property
     def num_tokens(self) -> int:
-        return self.cache.num_tokens
+        return self.tokens.num_tokens
 
-    def _compresses_after(self, num_new: int) -> bool:
+    def compresses_after(self, num_new: int) -> bool:
         return (not self.compressed and self.compress_at is not None
                 and self.num_tokens + num_new == self.compress_at)
 
-    def pages_needed(self, num_new: int) -> tuple[int, int]:
-        """(GPU pages, CPU pages) the next step of num_new tokens will allocate."""
-        gpu, cpu = self.cache.pages_needed(num_new)
-        if self._compresses_after(num_new):
-            extra_gpu, extra_cpu = ShadowKV.pages_to_compress(
-                self.compress_at, self.shadowkv_config, self.storage.layout)
-            gpu, cpu = gpu + extra_gpu, cpu + extra_cpu
-        return gpu, cpu
+    def plan_growth(self, num_new: int) -> Growth:
+        tail = self.tokens.pages_needed(num_new)
+        if self.shadow is not None:
+            u, lm, cpu = self.shadow.growth(num_new)
+            return Growth(tail=tail, u=u, lm=lm, cpu=cpu)
+        if self.compresses_after(num_new):
+            gpu, cpu = ShadowKV.pages_to_compress(self.compress_at, self.shadowkv_config,
+                                                  self.storage.layout)
+            return Growth(tail=tail, compress_gpu=sum(gpu.values()), compress_cpu=cpu)
+        return Growth(tail=tail)
 
-    def reserve(self, num_new: int) -> None:
-        self.cache.reserve(num_new)
+    def grow(self, growth: Growth) -> None:
+        self.tokens.reserve(growth.tail)
+        if self.shadow is not None:
+            self.shadow.grow(growth.u, growth.lm, growth.cpu)
+        elif growth.compress_gpu or growth.compress_cpu:
+            self.pending = ShadowKV(self.storage, self.gpu_pool, self.cpu_pool,
+                                    self.shadowkv_config, self.tokens, self.compress_at)
 
-    def attend(self, layer, q, k_pre, k, v):
-        return self.cache.attend(layer, q, k_pre, k, v)
-
-    def end_step(self, num_new: int) -> None:
-        compress = self._compresses_after(num_new)
-        self.cache.end_step(num_new)
-        if compress:
-            shadow = ShadowKV(self.storage, self.gpu_pool, self.cpu_pool, self.shadowkv_config,
-                              self.rotary, self.cache.tokens)
-            shadow.compress()
-            self.cache = shadow
+    def advance(self, num_new: int) -> None:
+        self.tokens.num_tokens += num_new
 
     def free(self) -> None:
-        self.cache.free()
+        for store in (self.shadow, self.pending):
+            if store is not None:
+                store.free()
+        self.shadow = self.pending = None
+        self.tokens.free()

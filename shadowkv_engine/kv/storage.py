@@ -8,13 +8,18 @@ hold other data of the same byte size, through typed views:
   head_rows  [pages, L, H, 2*block_size, D]    per-head rows: ShadowKV landmarks (by chunk id)
                                                 and the key basis (rank rows per head)
   u_rows     [pages, L, tokens_per_page, rank] low-rank key coefficients, by token position
-So the block manager counts one kind of page and nothing is carved up ahead of time.
+So the block manager counts one kind of page and nothing is carved up ahead of time. Page 0 is
+the null page: never handed out, zeroed at start, it is where padded batch rows of a captured
+decode step read and write, so that their garbage stays finite and touches nobody's data.
 The CPU value store is [cpu_pages, L, H, block_size, D], pinned when the model runs on CUDA so
 the GPU can read it directly.
 """
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+NULL_PAGE = 0
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,9 @@ class KVStorage:
         self.layout = layout
         self.dtype = dtype
         self.device = device
-        # Uninitialised: every reader either reads rows that were written or (the ShadowKV slot
-        # rows) has its pages zeroed when it takes them, since a masked NaN still poisons
-        # attention's weighted sum.
-        self.arena = torch.empty(num_gpu_pages, layout.page_elems, dtype=dtype, device=device)
+        # Zeroed once (a single memset): the padded-batch attention paths multiply masked rows
+        # by zero weights, and a NaN left in never-written memory would still poison the sum.
+        self.arena = torch.zeros(num_gpu_pages + 1, layout.page_elems, dtype=dtype, device=device)
         self.kv = layout.kv_view(self.arena)
         self.head_rows = layout.head_rows_view(self.arena)
         self.u_rows = layout.u_rows_view(self.arena, rank) if rank else None
@@ -74,9 +78,41 @@ class KVStorage:
                                   layout.block_size, layout.head_dim, dtype=dtype, pin_memory=pin)
 
 
-def index_tensor(values: list[int], device: torch.device) -> torch.Tensor:
-    """A small int64 tensor of page ids or indices on `device`. On CUDA it goes through pinned
-    memory asynchronously: a plain pageable copy would make the host wait for the GPU."""
+    def head_block_views(self, layer: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """K and V of one layer as [N, 1, rows, D] blocks: `rows` consecutive token rows of one KV
+        head (rows divides block_size). Block x = page * units_per_page + head * (bs // rows) + j
+        is rows j*rows.. of that head in that page, the same x in both views; this is how the
+        per-(sequence, KV head) decode attention addresses outlier, slot and tail rows."""
+        layout = self.layout
+        per_head = layout.block_size // rows
+        per_layer = 2 * layout.num_kv_heads * per_head
+        per_page = layout.num_layers * per_layer
+        blocks = self.arena.view(-1, rows, layout.head_dim)
+        count = blocks.shape[0] - per_page + layout.num_kv_heads * per_head
+        k_start = layer * per_layer
+        v_start = k_start + layout.num_kv_heads * per_head
+        return (blocks[k_start:k_start + count].unsqueeze(1),
+                blocks[v_start:v_start + count].unsqueeze(1))
+
+
+def head_block_ids(pages: np.ndarray, first_row: np.ndarray | int, layout: PageLayout,
+                   rows: int) -> np.ndarray:
+    """Block ids (see `KVStorage.head_block_views`) of KV head 0 for blocks starting at token rows
+    `first_row` of pages `pages`; add head * (block_size // rows) for head h."""
+    per_head = layout.block_size // rows
+    per_page = layout.num_layers * 2 * layout.num_kv_heads * per_head
+    return pages.astype(np.int64) * per_page + np.asarray(first_row) // rows
+
+
+def to_device(values: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A small host array on `device`; on CUDA through pinned memory, asynchronously (a plain
+    pageable copy would make the host wait for the GPU)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(values))
     if device.type != "cuda":
-        return torch.tensor(values, dtype=torch.long)
-    return torch.tensor(values, dtype=torch.long, pin_memory=True).to(device, non_blocking=True)
+        return tensor.clone()
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def index_tensor(values: list[int], device: torch.device) -> torch.Tensor:
+    """A small int64 tensor of page ids or indices on `device`."""
+    return to_device(np.asarray(values, dtype=np.int64), device)

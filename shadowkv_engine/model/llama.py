@@ -1,8 +1,8 @@
 """The Llama-family decoder (Llama 2/3/3.1, Mistral, Qwen2, Yi) over a flat batch of tokens.
 
 Tokens of all scheduled sequences are concatenated ([T] ids, [T] positions); everything but
-attention is batched over them. Attention is delegated to a `BatchAttention` object (kv/) that
-knows each sequence's slice of the batch and its cache, so this file knows nothing of caches.
+attention is batched over them. Attention is delegated to a `StepAttention` object
+(kv/step_attention.py) that holds the step's metadata, so this file knows nothing of caches.
 Module names mirror Hugging Face's so checkpoint keys load unchanged.
 """
 from typing import Protocol
@@ -14,11 +14,11 @@ from .config import ModelConfig
 from .rope import RotaryEmbedding, apply_rope, inverse_frequencies
 
 
-class BatchAttention(Protocol):
+class StepAttention(Protocol):
     def attend(self, layer: int, q: torch.Tensor, k_pre: torch.Tensor, k: torch.Tensor,
                v: torch.Tensor) -> torch.Tensor:
         """q: [T, Hq, D] post-RoPE; k_pre/k: [T, Hkv, D] before/after RoPE; v: [T, Hkv, D].
-        Stores the new keys/values in each sequence's cache and returns [T, Hq, D]."""
+        Stores the new keys/values in the sequences' caches and returns [T, Hq, D]."""
 
 
 class RMSNorm(nn.Module):
@@ -48,7 +48,7 @@ class Attention(nn.Module):
         o_bias = bias and config.architecture != "Qwen2ForCausalLM"
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, config.hidden_size, bias=o_bias)
 
-    def forward(self, x, cos, sin, attention: BatchAttention):
+    def forward(self, x, cos, sin, attention: StepAttention):
         t = x.shape[0]
         q = self.q_proj(x).view(t, self.num_heads, self.head_dim)
         k_pre = self.k_proj(x).view(t, self.num_kv_heads, self.head_dim)
@@ -110,7 +110,7 @@ class LlamaForCausalLM(nn.Module):
 
     @torch.inference_mode()
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
-                attention: BatchAttention) -> torch.Tensor:
+                attention: StepAttention) -> torch.Tensor:
         """Returns the final hidden states [T, hidden] (normed); logits via `compute_logits`."""
         x = self.model.embed_tokens(input_ids)
         cos, sin = self.rotary.cos_sin(positions, x.dtype)

@@ -22,7 +22,8 @@ def score_chunks(q: torch.Tensor, landmarks: torch.Tensor, excluded: torch.Tenso
     logits = logits / math.sqrt(dim)
     if excluded.numel():
         logits.scatter_(2, excluded[:, None, :].expand(heads, group, -1), float("-inf"))
-    return torch.softmax(logits, dim=-1).amax(dim=1)
+    scores = torch.softmax(logits, dim=-1).amax(dim=1)
+    return scores.masked_fill(logits[:, 0] == float("-inf"), float("-inf"))
 
 
 def score_chunks_paged(q: torch.Tensor, head_rows: torch.Tensor, lm_pages: torch.Tensor,
@@ -33,7 +34,8 @@ def score_chunks_paged(q: torch.Tensor, head_rows: torch.Tensor, lm_pages: torch
     q: [B, Hq, D] post-RoPE queries; head_rows: [pages, L, H, rows, D] (kv/storage.py), chunk n
     of sequence b at page lm_pages[b, n // rows], row n % rows; n_chunks: int32 [B], at most
     max_chunks; excluded: int32/int64 [B, H, X] chunk ids, those outside [0, n_chunks[b])
-    ignored. Returns float32 [B, H, max_chunks], -inf past each sequence's n_chunks.
+    ignored. Returns float32 [B, H, max_chunks]: -inf for excluded chunks and past each
+    sequence's n_chunks, so that top-k never selects them.
     """
     heads, dim = head_rows.shape[2], head_rows.shape[4]
     if (use_cuda_op(q, head_rows, lm_pages, n_chunks, excluded) and dim in SCORE_HEAD_DIMS
@@ -62,4 +64,5 @@ def score_chunks_paged_torch(q, head_rows, lm_pages, n_chunks, excluded, layer, 
         logits = torch.cat([logits, logits.new_zeros(batch, heads, group, 1)], dim=-1)
         logits = logits.scatter(3, ids, float("-inf"))[..., :max_chunks]
     scores = torch.softmax(logits, dim=-1).amax(dim=2)
-    return scores.masked_fill(past_end[:, :, 0], float("-inf"))
+    # excluded chunks and those past the end: -inf (their logits are -inf for every query head)
+    return scores.masked_fill(logits[:, :, 0] == float("-inf"), float("-inf"))

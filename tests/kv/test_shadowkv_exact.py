@@ -38,10 +38,10 @@ def test_full_rank_full_budget_equals_dense(make_checkpoint):
             outputs[out.request_id] = out
         for seq in engine.scheduler.running:
             if seq.kv.compressed and seq.request_id not in chunks_after_prefill:
-                chunks_after_prefill[seq.request_id] = seq.kv.cache.n_chunks
+                chunks_after_prefill[seq.request_id] = seq.kv.shadow.n_chunks
         for seq in engine.scheduler.running:
             if seq.kv.compressed:
-                folded = seq.kv.cache.n_chunks - chunks_after_prefill[seq.request_id]
+                folded = seq.kv.shadow.n_chunks - chunks_after_prefill[seq.request_id]
                 outputs.setdefault(f"folds-{seq.request_id}", folded)
                 outputs[f"folds-{seq.request_id}"] = max(outputs[f"folds-{seq.request_id}"],
                                                          folded)
@@ -95,7 +95,7 @@ def test_memory_matches_documented_formula(make_checkpoint, prompt_len):
     for _ in range(20):
         engine.step()
     seq = engine.scheduler.running[0]
-    shadow = seq.kv.cache
+    shadow = seq.kv.shadow
     tokens = seq.kv.num_tokens
     layers, heads, dim, bs, itemsize = 2, 2, 32, 16, 4
     gpu_page = layers * 2 * heads * bs * dim * itemsize

@@ -4,9 +4,12 @@ import torch
 import transformers
 
 from shadowkv_engine import LLM, SamplingParams
-from shadowkv_engine.kv.batch import BatchAttention
-from shadowkv_engine.kv.dense import DenseKV
+from shadowkv_engine.config import EngineConfig
+from shadowkv_engine.kv.attention_torch import TorchAttention
 from shadowkv_engine.kv.page_pool import PagePool
+from shadowkv_engine.kv.sequence_kv import SequenceKV
+from shadowkv_engine.kv.step_attention import StepAttention
+from shadowkv_engine.kv.step_metadata import PrefillRow, StepMetadataBuilder
 from shadowkv_engine.kv.storage import KVStorage, PageLayout
 from shadowkv_engine.model.config import ModelConfig
 from shadowkv_engine.model.llama import LlamaForCausalLM
@@ -40,14 +43,20 @@ def test_next_token_logits_match_transformers(make_checkpoint, arch):
     load_weights(ours, path, config.tie_word_embeddings)
     layout = PageLayout(config.num_layers, config.num_kv_heads, config.head_dim, 16)
     storage = KVStorage(layout, 64, 0, torch.float32, torch.device("cpu"), None)
-    pool = PagePool("gpu", 64)
+    pool = PagePool("gpu", 64, first_id=1)
     batch = prompts(PROMPT_LENGTHS)
-    caches = [DenseKV(storage, pool, config.sliding_window) for _ in batch]
-    for cache, ids in zip(caches, batch):
-        cache.reserve(len(ids))
-    flat = torch.tensor(sum(batch, []))
-    positions = torch.cat([torch.arange(len(ids)) for ids in batch])
-    hidden = ours(flat, positions, BatchAttention(caches, [len(ids) for ids in batch]))
+    rows = []
+    for slot, ids in enumerate(batch):
+        cache = SequenceKV(storage, pool, pool, None, None, slot)
+        cache.grow(cache.plan_growth(len(ids)))
+        rows.append(PrefillRow(cache, ids, 0))
+    engine_config = EngineConfig(model=str(path), attention="dense", max_num_seqs=len(batch),
+                                 max_num_batched_tokens=sum(PROMPT_LENGTHS))
+    meta = StepMetadataBuilder(engine_config, storage, 4096, len(batch)).build([], rows, 0, 0)
+    backend = TorchAttention(storage, config.sliding_window)
+    backend.begin_step(meta)
+    attention = StepAttention(meta, storage, backend, None, None, ours.rotary.inv_freq)
+    hidden = ours(meta.input_ids, meta.positions, attention)
     last = torch.tensor(PROMPT_LENGTHS).cumsum(0) - 1
     logits = ours.compute_logits(hidden[last])
 

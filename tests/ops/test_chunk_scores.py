@@ -54,6 +54,9 @@ def scores_by_hand(q, head_rows, lm_pages, n_chunks, excluded, layer, max_chunks
                 if 0 <= c < n:
                     logits[:, c] = float("-inf")
             out[b, h, :n] = torch.softmax(logits, dim=-1).amax(dim=0)
+            for c in excluded[b, h].tolist():
+                if 0 <= c < n:
+                    out[b, h, c] = float("-inf")  # never selectable
     return out
 
 

@@ -1,0 +1,156 @@
+"""What throughput.py prints: the run's identity, one block per measured configuration, the HF
+peer, and the summary per context with the roofline-projected ShadowKV/dense ratios."""
+import datetime
+import os
+import platform
+import subprocess
+import sys
+
+import torch
+
+from roofline import ModelShape, SparseSettings, dense_step, shadowkv_step
+from shadowkv_engine.config import ShadowKVConfig
+
+
+def fmt(value, spec: str = "", missing: str = "-") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def git_commit() -> str:
+    """GIT_COMMIT wins: the GPU machine may get the tree without .git."""
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_meta(args) -> dict:
+    on_cuda = args.device != "cpu"
+    return {"device": torch.cuda.get_device_name() if on_cuda else
+            f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "commit": git_commit(), "torch": torch.__version__, "command": " ".join(sys.argv),
+            "shape": args.shape, "layers": args.layers, "budget": args.budget,
+            "enforce_eager": args.enforce_eager, "attention_backend": args.attention_backend,
+            "pcie_gbs": args.pcie_gbs}
+
+
+def format_meta(meta: dict) -> str:
+    return (f"{meta['device']}, {meta['date']}, commit {meta['commit']}, torch {meta['torch']}\n"
+            f"{meta['shape']}{' (' + str(meta['layers']) + ' layers)' if meta['layers'] else ''}"
+            f", budget {meta['budget']}, backend {meta['attention_backend']}"
+            f"{', eager' if meta['enforce_eager'] else ''}; HBM copy {meta['hbm_gbs']:.0f} GB/s "
+            f"(read + write, this run), PCIe {meta['pcie_gbs']:.0f} GB/s (roofline), host RAM "
+            f"{meta['host_ram_gib']:.1f} GiB")
+
+
+def format_row(row: dict) -> str:
+    roof = row["roofline"]
+    hit = fmt(row.get("hit_rate"), ".3f")
+    lines = [
+        f"{row['mode']:>8} ctx {row['context']} batch {row['batch']}"
+        f"{' (max)' if row['label'] == 'max' else ''}: prefill {row['prefill_s']:.2f} s, decode "
+        f"{row['decode_tok_s']:.1f} tok/s ({row['step_ms']:.2f} ms/step), hit rate {hit}",
+        f"         roofline {roof['step_ms']:.2f} ms/step = {roof['tok_s']:.0f} tok/s "
+        f"({roof['bound']} bound: {roof['hbm_bytes'] / 1e9:.2f} GB HBM, "
+        f"{roof['pcie_bytes'] / 1e9:.3f} GB PCIe a step): {100 * row['roofline_fraction']:.1f}% "
+        "reached",
+        f"         peak GPU {fmt(row['peak_gpu_gib'], '.1f')} GiB, KV pages in use "
+        f"{row['kv_in_use_gib']:.2f} GiB, pinned CPU {row['pinned_cpu_gib']:.2f} GiB; largest "
+        f"batch {fmt(row['largest_batch'])}"]
+    if not row["batch_intact"] or row["preemptions"]:
+        lines.append(f"         WARNING: {row['tokens']} tokens in {row['steps']} steps (not "
+                     f"{row['batch']} a step), {row['preemptions']} preemptions")
+    return "\n".join(lines)
+
+
+def format_peer(peer: dict) -> str:
+    head = f"      hf ctx {peer['context']} batch {peer['batch']}:"
+    if "skipped" in peer:
+        return f"{head} skipped: {peer['skipped']}"
+    return f"{head} decode {peer['decode_tok_s']:.1f} tok/s (prefill {peer['prefill_s']:.2f} s)"
+
+
+def _batches(label, context: int, largest: dict) -> tuple:
+    if label != "max":
+        return label, label
+    return tuple(largest.get(mode, {}).get(context) for mode in ("dense", "shadowkv"))
+
+
+def projections(rows, largest, shape: ModelShape, args, itemsize: int, hbm_bps: float) -> list:
+    """Roofline ShadowKV/dense tokens/s at each --project-hit-rates value, per context and batch
+    (each mode at its own largest batch for 'max')."""
+    kv = ShadowKVConfig(sparse_budget=args.budget).for_model(shape.kv_heads, shape.head_dim)
+    sparse = SparseSettings.of(kv)
+    bw = (hbm_bps, args.pcie_gbs * 1e9)
+    out = []
+    labels = list(dict.fromkeys(args.batches + ["max"]))
+    for context in args.context:
+        seen = set()
+        for label in labels:
+            dense_b, sparse_b = _batches(label, context, largest)
+            if not dense_b or not sparse_b or (dense_b, sparse_b) in seen:
+                continue
+            seen.add((dense_b, sparse_b))
+            dense = dense_step(shape, dense_b, context, itemsize).tokens_per_s(dense_b, *bw)
+            for hit in args.project_hit_rates:
+                cost = shadowkv_step(shape, sparse, sparse_b, context, 1.0 - hit, itemsize)
+                tps = cost.tokens_per_s(sparse_b, *bw)
+                out.append({"context": context, "label": str(label), "dense_batch": dense_b,
+                            "shadowkv_batch": sparse_b, "hit_rate": hit, "dense_tok_s": dense,
+                            "shadowkv_tok_s": tps, "ratio": tps / dense})
+    return out
+
+
+def summary(meta, rows, largest, peers, projections, args) -> str:
+    lines = []
+    hf = {(p["context"], p["batch"]): p["decode_tok_s"] for p in peers if "decode_tok_s" in p}
+    for context in args.context:
+        lines += ["", f"== context {context}: {meta['device']}, {meta['shape']}, budget "
+                      f"{meta['budget']}, commit {meta['commit']}, {meta['date']}",
+                  f"{'batch':<12} {'dense tok/s (roof)':>20} {'shadowkv tok/s (roof)':>23} "
+                  f"{'ratio':>6} {'hit rate':>8} {'HF tok/s':>9} {'dense/HF':>8} "
+                  f"{'skv/HF':>7}"]
+        for label in list(dict.fromkeys(str(b) for b in args.batches)):
+            cell = {r["mode"]: r for r in rows if r["context"] == context and r["label"] == label}
+            if not cell:
+                continue
+            dense, skv = cell.get("dense"), cell.get("shadowkv")
+            name = label if label != "max" else "max " + "|".join(
+                str(cell[m]["batch"]) if m in cell else "-" for m in ("dense", "shadowkv"))
+
+            def tps(r):
+                return "-" if r is None else (f"{r['decode_tok_s']:.1f} "
+                                              f"({100 * r['roofline_fraction']:.0f}%)")
+
+            ratio = skv["decode_tok_s"] / dense["decode_tok_s"] if dense and skv else None
+
+            def versus_hf(r):
+                peer = r and hf.get((context, r["batch"]))
+                return peer and r["decode_tok_s"] / peer
+
+            first = dense or skv
+            lines.append(
+                f"{name:<12} {tps(dense):>20} {tps(skv):>23} {fmt(ratio, '.2f'):>6} "
+                f"{fmt(skv and skv['hit_rate'], '.3f'):>8} "
+                f"{fmt(hf.get((context, first['batch'])), '.1f'):>9} "
+                f"{fmt(versus_hf(dense), '.2f'):>8} {fmt(versus_hf(skv), '.2f'):>7}")
+        pinned = max((r["pinned_cpu_gib"] for r in rows if r["mode"] == "shadowkv"), default=None)
+        cap = max((r["max_num_seqs"] for r in rows), default=None)
+        lines.append(f"largest batch that fits: dense {fmt(largest.get('dense', {}).get(context))}"
+                     f", shadowkv {fmt(largest.get('shadowkv', {}).get(context))} (at most the "
+                     f"engine's max_num_seqs {fmt(cap)}; pinned value pool {fmt(pinned, '.2f')} "
+                     f"GiB of {meta['host_ram_gib']:.1f} GiB host RAM)")
+        proj = [p for p in projections if p["context"] == context]
+        if proj:
+            lines.append("roofline-projected ShadowKV/dense tok/s at hit rate "
+                         + " / ".join(f"{h:g}" for h in args.project_hit_rates) + ":")
+            for label in dict.fromkeys(p["label"] for p in proj):
+                cells = [p for p in proj if p["label"] == label]
+                lines.append(f"  batch {cells[0]['dense_batch']} vs {cells[0]['shadowkv_batch']}"
+                             f"{' (largest)' if label == 'max' else ''}: "
+                             + " / ".join(f"{p['ratio']:.2f}" for p in cells))
+    return "\n".join(lines)

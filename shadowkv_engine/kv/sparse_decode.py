@@ -1,0 +1,41 @@
+"""The ShadowKV part of one decode step for one layer, batched over every decode row.
+
+New coefficient rows, landmark scoring, top-k, the hit/miss plan, key rebuild and value fetch are
+one op each over all rows (dense or padded rows select nothing: their chunk count is 0). After
+it, the rows' selected-chunk slots hold exact keys and values, and attention reads them through
+the per-(sequence, KV head) page lists of the step metadata.
+"""
+import torch
+
+from .. import ops
+from ..config import ShadowKVConfig
+from .sparse_state import SparseDecodeState
+from .step_metadata import SparseTables
+from .storage import KVStorage
+
+
+def select_and_fetch(layer: int, q: torch.Tensor, k_pre: torch.Tensor, meta: SparseTables,
+                     storage: KVStorage, state: SparseDecodeState, inv_freq: torch.Tensor,
+                     cfg: ShadowKVConfig) -> None:
+    """q: [B, Hq, D] post-RoPE queries, k_pre: [B, H, D] pre-RoPE keys of the decode rows."""
+    rows, heads = q.shape[0], k_pre.shape[1]
+    k = cfg.budget_chunks
+    tables = meta.tables
+    basis = ops.gather_head_rows(storage.head_rows, tables.basis_pages, layer, cfg.rank)
+    coeffs = torch.einsum("bhd,bhrd->br", k_pre.float(), basis.float())
+    storage.u_rows[meta.u_page, layer, meta.u_row] = coeffs.to(storage.dtype)
+
+    scores = ops.score_chunks_paged(q, storage.head_rows, meta.lm_pages, meta.n_chunks,
+                                    state.outliers[meta.slots, layer], layer, meta.max_chunks)
+    selected = ops.select_top_chunks(scores.view(rows * heads, -1), k)
+    resident, fetch, hits = ops.plan_chunk_reuse(
+        state.resident[meta.slots, layer].view(rows * heads, k), selected)
+    state.resident[meta.slots, layer] = resident.view(rows, heads, k)
+    fetch = fetch.view(rows, heads, k)
+    ops.rebuild_keys(storage.u_rows, storage.head_rows, storage.kv, tables, fetch, inv_freq,
+                     layer, cfg.chunk_size, cfg.rank)
+    ops.gather_values(storage.values, storage.kv, tables, fetch, layer, cfg.chunk_size)
+    chunk_bytes = cfg.chunk_size * q.shape[-1] * storage.dtype.itemsize
+    counts = torch.stack([hits.view(rows, heads).sum(1).long(),
+                          (fetch >= 0).sum((1, 2)) * chunk_bytes], dim=1)
+    state.counters.index_add_(0, meta.slots, counts)

@@ -1,0 +1,32 @@
+"""Device state of the ShadowKV decode, one row per batch slot, read and written inside the step.
+
+A sequence holds a batch slot while it runs (`BlockManager` hands them out). Its row keeps, per
+layer and KV head, the chunk id held by each selected-chunk slot (`resident`, -1 = empty: the
+hit/miss plan's memory between steps), its outlier chunk ids (left out of selection), and its hit
+and fetched-byte counters. Padded rows of a captured step use the extra dummy row.
+"""
+import torch
+
+from ..config import ShadowKVConfig
+
+
+class SparseDecodeState:
+    def __init__(self, num_slots: int, num_layers: int, num_kv_heads: int, cfg: ShadowKVConfig,
+                 device: torch.device):
+        self.dummy_slot = num_slots
+        rows = (num_slots + 1, num_layers, num_kv_heads)
+        self.resident = torch.full(rows + (cfg.budget_chunks,), -1, dtype=torch.int32,
+                                   device=device)
+        self.outliers = torch.full(rows + (max(1, cfg.outlier_chunks),), -1, dtype=torch.int32,
+                                   device=device)
+        self.counters = torch.zeros(num_slots + 1, 2, dtype=torch.long, device=device)  # hits, bytes
+
+    def reset(self, slot: int) -> None:
+        self.resident[slot] = -1
+        self.outliers[slot] = -1
+        self.counters[slot] = 0
+
+    def read_counters(self, slot: int) -> tuple[int, int]:
+        """(chunk hits, value bytes fetched) of the slot so far; reads the device."""
+        hits, fetched = self.counters[slot].tolist()
+        return hits, fetched

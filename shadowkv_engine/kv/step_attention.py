@@ -1,0 +1,34 @@
+"""What the model's attention layers call during one step: store the new keys and values, run the
+ShadowKV selection for the decode rows, and attend (decode rows and prefill chunks apart)."""
+import torch
+
+from ..config import ShadowKVConfig
+from .sparse_decode import select_and_fetch
+from .sparse_state import SparseDecodeState
+from .step_metadata import StepMetadata
+from .storage import KVStorage
+
+
+class StepAttention:
+    def __init__(self, meta: StepMetadata, storage: KVStorage, backend,
+                 sparse_state: SparseDecodeState | None, shadowkv: ShadowKVConfig | None,
+                 inv_freq: torch.Tensor):
+        self.meta, self.storage, self.backend = meta, storage, backend
+        self.sparse_state, self.shadowkv, self.inv_freq = sparse_state, shadowkv, inv_freq
+
+    def attend(self, layer: int, q: torch.Tensor, k_pre: torch.Tensor, k: torch.Tensor,
+               v: torch.Tensor) -> torch.Tensor:
+        """q: [T, Hq, D] post-RoPE; k_pre/k: [T, H, D] before/after RoPE; v: [T, H, D]."""
+        meta, kv = self.meta, self.storage.kv
+        kv[meta.kv_page, layer, 0, :, meta.kv_row] = k
+        kv[meta.kv_page, layer, 1, :, meta.kv_row] = v
+        rows = meta.num_decode
+        outputs = []
+        if rows:
+            if meta.sparse is not None:
+                select_and_fetch(layer, q[:rows], k_pre[:rows], meta.sparse, self.storage,
+                                 self.sparse_state, self.inv_freq, self.shadowkv)
+            outputs.append(self.backend.decode(layer, q[:rows]))
+        if meta.prefill is not None:
+            outputs.append(self.backend.prefill(layer, q[rows:]))
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
