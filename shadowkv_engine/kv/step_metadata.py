@@ -194,7 +194,8 @@ class StepMetadataBuilder:
             per_head = head_offsets[:, None] + blocks[None, :]
             lists.extend(per_head)
             last.extend([end - starts[-1]] * heads)
-        lists.extend(self.null_blocks[:, None] for _ in range(padded_rows - len(decode)))
+        for _ in range(padded_rows - len(decode)):
+            lists.extend(self.null_blocks[:, None])  # one block per head
         last.extend([1] * heads * (padded_rows - len(decode)))
         return self._requests(self.decode_indices, lists, np.array(last, dtype=np.int32), c,
                               per_head=True)
