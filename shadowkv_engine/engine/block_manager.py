@@ -105,23 +105,34 @@ class BlockManager:
                 param="max_tokens")
 
     def peak_pages(self, prompt_len: int, max_len: int, compressed: bool) -> tuple[int, int]:
-        bs = self.layout.block_size
-        dense = -(-max_len // bs)
+        """(GPU, CPU) pages of a sequence at its largest: while its prompt is still dense and
+        being compressed, or once it has all its tokens."""
+        steady_gpu, cpu = self.steady_pages(max_len, compressed)
         if not compressed:
-            return dense, 0
+            return steady_gpu, cpu
+        prefill = -(-prompt_len // self.layout.block_size)
+        compress = ShadowKV.pages_to_compress(prompt_len, self.shadowkv, self.layout)[0]
+        return max(prefill + sum(compress.values()), steady_gpu), cpu
+
+    def steady_pages(self, max_len: int, compressed: bool) -> tuple[int, int]:
+        """(GPU, CPU) pages of a sequence of max_len tokens after its prefill."""
+        bs = self.layout.block_size
+        if not compressed:
+            return -(-max_len // bs), 0
         cfg = self.shadowkv
-        prefill = -(-prompt_len // bs)
-        compress_gpu = sum(ShadowKV.pages_to_compress(prompt_len, cfg, self.layout)[0].values())
         final, final_cpu = ShadowKV.pages_to_compress(max_len, cfg, self.layout)
-        final_gpu = sum(final.values())
         tail = -(-(cfg.local_tokens + cfg.chunk_size) // bs) + 1
-        return max(prefill + compress_gpu, final_gpu + tail), final_cpu
+        return sum(final.values()) + tail, final_cpu
 
     def max_concurrent_sequences(self, prompt_len: int, max_len: int) -> int:
-        """The most sequences of this shape whose peak pages fit both pools at once."""
+        """The most sequences of this shape both pools hold at once, when they are prefilled one
+        after another as admission does (one at its prefill peak, the others compressed)."""
         compressed = self.shadowkv is not None and self._compresses(prompt_len)
-        gpu, cpu = self.peak_pages(prompt_len, max_len, compressed)
-        fits = self.gpu_pool.num_pages // max(gpu, 1)
+        peak, cpu = self.peak_pages(prompt_len, max_len, compressed)
+        steady, _ = self.steady_pages(max_len, compressed)
+        if peak > self.gpu_pool.num_pages or cpu > self.cpu_pool.num_pages:
+            return 0
+        fits = 1 + (self.gpu_pool.num_pages - peak) // max(steady, 1)
         if cpu:
             fits = min(fits, self.cpu_pool.num_pages // cpu)
         return min(fits, self.config.max_num_seqs)

@@ -148,3 +148,25 @@ def test_long_prefill_is_chunked_and_decodes_keep_going(make_checkpoint):
         assert document.num_computed <= 64 * steps  # never more than the step budget
     assert steps >= 1000 // 64  # the prompt took many steps ...
     assert steps_with_chat_token == steps  # ... and the decode produced a token in each of them
+
+
+@pytest.mark.parametrize("attention", ["dense", "shadowkv"])
+def test_largest_batch_runs_together_without_preemption(make_checkpoint, attention):
+    """max_concurrent_sequences is what the engine really holds at once: that many sequences all
+    run together with no preemption, and one more cannot."""
+    path = make_checkpoint("llama3")
+    eng = engine(path, attention, num_gpu_blocks=150, num_cpu_blocks=80, max_num_seqs=32)
+    length, new = 300, 8
+    fits = eng.blocks.max_concurrent_sequences(length, length + new)
+    assert 1 < fits < 32
+    for extra in (0, 1):
+        for i in range(fits + extra):
+            eng.add_request(f"{extra}-{i}", prompt(length, i), greedy(new))
+        most = 0
+        while eng.has_unfinished_requests():
+            eng.step()
+            most = max(most, len(eng.scheduler.running))
+        if extra == 0:  # all of them at once, none preempted
+            assert most == fits and eng.scheduler.num_preemptions == 0
+        else:  # one more never runs alongside them
+            assert most <= fits
