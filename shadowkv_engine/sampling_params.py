@@ -1,7 +1,11 @@
 """Per-request sampling parameters, shaped like vLLM's `SamplingParams`."""
+import math
 from dataclasses import dataclass, field
 
 from .errors import InvalidRequestError
+
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass
@@ -40,6 +44,11 @@ class SamplingParams:
                 raise InvalidRequestError(message, param=param)
 
         check(isinstance(self.n, int) and self.n >= 1, "n", f"n must be at least 1, got {self.n}.")
+        for name in ("temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty",
+                     "repetition_penalty"):
+            value = getattr(self, name)
+            check(isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value), name, f"{name} must be a finite number, got {value}.")
         check(self.temperature >= 0.0, "temperature",
               f"temperature must be non-negative, got {self.temperature}.")
         check(0.0 < self.top_p <= 1.0, "top_p", f"top_p must be in (0, 1], got {self.top_p}.")
@@ -62,7 +71,10 @@ class SamplingParams:
               f"repetition_penalty must be positive, got {self.repetition_penalty}.")
         check(all(isinstance(t, int) and t >= 0 for t in self.stop_token_ids), "stop_token_ids",
               "stop_token_ids must be non-negative integers.")
-        check(self.seed is None or isinstance(self.seed, int), "seed", "seed must be an integer.")
+        check(self.seed is None or (isinstance(self.seed, int) and not isinstance(self.seed, bool)
+                                    and INT64_MIN <= self.seed <= INT64_MAX - (self.n - 1)),
+              "seed", f"seed must be an integer in [{INT64_MIN}, {INT64_MAX - (self.n - 1)}] "
+              f"(choice i samples with seed + i), got {self.seed}.")
 
     @property
     def greedy(self) -> bool:

@@ -87,6 +87,11 @@ class LLMEngine:
         if request_id in self.requests:
             raise InvalidRequestError(f"request id {request_id!r} is already in use")
         text, token_ids = self._tokenize(prompt)
+        vocab = self.model_config.vocab_size
+        bad = [t for t in params.stop_token_ids if t >= vocab]
+        if bad:
+            raise InvalidRequestError(f"stop_token_ids must be below the vocabulary size "
+                                      f"({vocab}); got {bad[:5]}", param="stop_token_ids")
         max_tokens = self._max_tokens(token_ids, params)
         arrival = arrival_time or time.time()
         sequences = [self._new_sequence(request_id, i, token_ids, params, max_tokens, arrival)

@@ -127,3 +127,18 @@ def test_chat_uses_the_chat_template(llm):
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hi there"}])
     assert out.prompt_token_ids == tokenizer.encode(rendered, add_special_tokens=False)
     assert len(out.outputs[0].token_ids) == 5
+
+
+@pytest.mark.parametrize("params,param", [
+    (dict(min_tokens=1, stop_token_ids=[5000]), "stop_token_ids"),  # the vocabulary is 1024
+    (dict(temperature=float("inf")), "temperature"),
+    (dict(repetition_penalty=float("nan")), "repetition_penalty"),
+    (dict(seed=1 << 64), "seed"),
+    (dict(seed=(1 << 63) - 1, n=2), "seed"),  # choice 1 would sample with seed + 1
+])
+def test_parameters_the_sampler_cannot_use_are_refused_and_the_engine_goes_on(llm, params, param):
+    with pytest.raises(InvalidRequestError) as error:
+        llm.engine.add_request("bad", PROMPT, SamplingParams(max_tokens=3, **params))
+    assert error.value.param == param
+    assert not llm.engine.has_unfinished_requests()
+    assert len(generate(llm, temperature=0.0, max_tokens=3)[0].token_ids) == 3
