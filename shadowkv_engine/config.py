@@ -1,4 +1,6 @@
 """Engine and ShadowKV configuration. Every ShadowKV hyperparameter lives here, none in code."""
+import os
+import types
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -85,7 +87,10 @@ class EngineConfig:
     max_model_len: int | None = None  # None: the checkpoint's max_position_embeddings
     max_num_seqs: int = 64
     max_num_batched_tokens: int = 2048  # per-step token budget (chunked prefill)
-    max_queued_requests: int | None = None  # None: unbounded waiting queue
+    # A prefill chunk takes at most this many tokens of a step while others (a new arrival, a
+    # second prefill) want some; alone it takes the whole budget. None: a quarter of the budget.
+    long_prefill_token_threshold: int | None = None
+    max_queued_requests: int | None = 1024  # waiting requests beyond the free slots; None: no cap
     block_size: int = 16  # tokens per KV page; a multiple of shadowkv.chunk_size
     # GPU KV pool: an explicit page count wins; else a fraction of the free device memory
     # (CUDA) or `cpu_kv_pool_gb` of RAM when the model runs on the CPU.
@@ -110,6 +115,8 @@ class EngineConfig:
     def __post_init__(self):
         if isinstance(self.shadowkv, dict):
             self.shadowkv = ShadowKVConfig.from_dict(self.shadowkv)
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
         if self.attention not in ATTENTION_MODES:
             raise InvalidRequestError(
                 f"attention must be one of {ATTENTION_MODES}, got {self.attention!r}",
@@ -122,10 +129,6 @@ class EngineConfig:
             raise InvalidRequestError(
                 f"attention_backend must be one of {ATTENTION_BACKENDS}, got "
                 f"{self.attention_backend!r}", param="attention_backend")
-        if not isinstance(self.enforce_eager, bool):
-            raise InvalidRequestError(
-                f"enforce_eager must be true or false, got {self.enforce_eager!r}",
-                param="enforce_eager")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {DTYPES}, got {self.dtype!r}",
                                       param="dtype")
@@ -139,6 +142,9 @@ class EngineConfig:
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise InvalidRequestError("gpu_memory_utilization must be in (0, 1]",
                                       param="gpu_memory_utilization")
+        if self.long_prefill_token_threshold is not None and self.long_prefill_token_threshold < 1:
+            raise InvalidRequestError("long_prefill_token_threshold must be at least 1",
+                                      param="long_prefill_token_threshold")
         if self.max_queued_requests is not None and self.max_queued_requests < 0:
             raise InvalidRequestError("max_queued_requests must be >= 0",
                                       param="max_queued_requests")
@@ -154,13 +160,35 @@ class EngineConfig:
     def from_yaml(cls, path: str | Path, **overrides) -> "EngineConfig":
         import yaml
 
-        text = Path(path).read_text()
-        values = yaml.safe_load(text) or {}
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InvalidRequestError(f"config file {path} is not valid YAML: {e}") from None
         if not isinstance(values, dict):
             raise InvalidRequestError(f"config file {path} must hold a mapping of options")
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise InvalidRequestError(f"config file {path}: unknown option(s) {unknown}")
-        return cls(**values)
+            raise InvalidRequestError(f"config file {path}: unknown option(s) {unknown}; known: "
+                                      f"{sorted(known)}")
+        try:
+            return cls(**values)
+        except InvalidRequestError as e:
+            raise InvalidRequestError(f"config file {path}: {e}", param=e.param) from None
+
+
+def _check_type(name: str, value, annotation) -> None:
+    """Rejects a value of the wrong type (a YAML string where a number belongs, a list for the
+    shadowkv mapping) with a message naming the option, before any comparison trips on it."""
+    allowed = annotation.__args__ if isinstance(annotation, types.UnionType) else (annotation,)
+    accepted = tuple(t for a in allowed for t in _ACCEPTED.get(a, (a,)))
+    if isinstance(value, accepted) and (bool in allowed or not isinstance(value, bool)):
+        return
+    wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in allowed)
+    raise InvalidRequestError(f"{name} must be {wanted}, got {value!r}", param=name)
+
+
+_ACCEPTED = {float: (int, float), str: (str, os.PathLike)}  # a model folder may be a Path
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               type(None): "null", ShadowKVConfig: "a mapping of ShadowKV options"}

@@ -30,5 +30,9 @@ class QueueFullError(RuntimeError):
     """The waiting queue is at `max_queued_requests` (HTTP 429)."""
 
 
+class RequestFailedError(RuntimeError):
+    """Processing this one request failed inside the engine, which goes on (HTTP 500)."""
+
+
 class EngineDeadError(RuntimeError):
     """The engine loop stopped on an internal error; the server answers 500/503."""

@@ -17,7 +17,7 @@ class CompletionOutput:
     cumulative_logprob: float | None = None
     # One dict per generated token: token id -> Logprob (the sampled token plus the top-N).
     logprobs: list[dict[int, Logprob]] | None = None
-    finish_reason: str | None = None  # "stop", "length", "abort" or None while running
+    finish_reason: str | None = None  # "stop", "length", "abort", "error" or None while running
     stop_reason: int | str | None = None  # the stop token id or stop string that ended it
 
     @property
@@ -42,3 +42,4 @@ class RequestOutput:
     outputs: list[CompletionOutput]
     finished: bool
     metrics: RequestMetrics | None = field(default=None, repr=False)
+    error: str | None = None  # the engine failed this request alone (its choices end "error")

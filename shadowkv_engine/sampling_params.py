@@ -67,14 +67,25 @@ class SamplingParams:
               f"presence_penalty must be in [-2, 2], got {self.presence_penalty}.")
         check(-2.0 <= self.frequency_penalty <= 2.0, "frequency_penalty",
               f"frequency_penalty must be in [-2, 2], got {self.frequency_penalty}.")
-        check(self.repetition_penalty > 0.0, "repetition_penalty",
-              f"repetition_penalty must be positive, got {self.repetition_penalty}.")
         check(all(isinstance(t, int) and t >= 0 for t in self.stop_token_ids), "stop_token_ids",
               "stop_token_ids must be non-negative integers.")
         check(self.seed is None or (isinstance(self.seed, int) and not isinstance(self.seed, bool)
-                                    and INT64_MIN <= self.seed <= INT64_MAX - (self.n - 1)),
-              "seed", f"seed must be an integer in [{INT64_MIN}, {INT64_MAX - (self.n - 1)}] "
-              f"(choice i samples with seed + i), got {self.seed}.")
+                                    and INT64_MIN <= self.seed <= INT64_MAX),
+              "seed", f"seed must be a 64-bit integer, got {self.seed}.")
+        check(0.01 <= self.repetition_penalty <= 100.0, "repetition_penalty",
+              f"repetition_penalty must be in [0.01, 100] (beyond, the penalised logits overflow), "
+              f"got {self.repetition_penalty}.")
+
+    def choice_seed(self, index: int) -> int | None:
+        """The seed of choice `index` of an n > 1 request: the request's seed for choice 0, a
+        64-bit mix of (seed, index) for the others, so that choice 1 of seed 42 is not choice 0
+        of seed 43."""
+        if self.seed is None or index == 0:
+            return self.seed
+        x = (self.seed + index * 0x9E3779B97F4A7C15) & ((1 << 64) - 1)  # splitmix64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & ((1 << 64) - 1)
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & ((1 << 64) - 1)
+        return (x ^ (x >> 31)) - (1 << 63)
 
     @property
     def greedy(self) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..config import EngineConfig
-from ..errors import EngineDeadError
+from ..errors import EngineDeadError, RequestFailedError
 from ..outputs import RequestOutput
 from ..sampling_params import SamplingParams
 from .llm_engine import LLMEngine
@@ -160,7 +160,7 @@ class AsyncEngine:
                 continue
             if output.finished:
                 del self._streams[output.request_id]
-            stream.put(output)
+            stream.put(RequestFailedError(output.error) if output.error else output)
 
 
 def _settle(future: asyncio.Future, error: BaseException | None) -> None:

@@ -28,6 +28,7 @@ class Request:
         self.prompt_token_ids = prompt_token_ids
         self.sequences = sequences
         self.metrics = RequestMetrics(arrival_time=arrival_time)
+        self.error: str | None = None  # set when processing the request failed in the engine
 
     @property
     def finished(self) -> bool:
@@ -61,9 +62,19 @@ class LLMEngine:
         self.requests: dict[str, Request] = {}
         self._seq_ids = itertools.count()
         self._totals = EngineStats()
-        logger.info("engine ready: %s on %s (%s), attention=%s, %d GPU pages, %d CPU pages",
-                    config.model, self.runner.device, self.runner.dtype, config.attention,
-                    num_gpu, num_cpu)
+        # The memory plan in one line; pinning the value store runs at ~1.4 GiB/s (measured on
+        # the H100 host), so a large store costs start-up time.
+        layout, dtype = self.blocks.layout, self.runner.dtype
+        gpu_gib = num_gpu * layout.gpu_page_bytes(dtype) / 2**30
+        cpu_gib = num_cpu * layout.cpu_page_bytes(dtype) / 2**30
+        pinning = (f"pinned, ~{cpu_gib / 1.4:.0f} s to pin" if self.runner.device.type == "cuda"
+                   else "not pinned")
+        largest = self.blocks.max_concurrent_sequences(self.max_model_len - 1, self.max_model_len)
+        logger.info("engine ready: %s on %s (%s), attention=%s; memory plan: %d GPU KV pages "
+                    "(%.1f GiB), %d CPU value pages (%.1f GiB, %s), largest batch at "
+                    "max_model_len %d: %d", config.model, self.runner.device, dtype,
+                    config.attention, num_gpu, gpu_gib, num_cpu, cpu_gib, pinning,
+                    self.max_model_len, largest)
 
     def _resolve_max_model_len(self) -> int:
         limit = self.model_config.max_position_embeddings
@@ -184,8 +195,15 @@ class LLMEngine:
                 request.metrics.first_scheduled_time = now
         for seq, result in zip(seqs, results):
             request = self.requests[seq.request_id]
-            self._append_token(seq, result)
             touched[request.request_id] = request
+            if request.error is not None:
+                continue
+            try:
+                self._append_token(seq, result)
+            except Exception:  # one request's output processing must not stop the engine
+                logger.exception("request %s failed while processing its output",
+                                 request.request_id)
+                self._fail(request)
         done = time.time()
         outputs = []
         for request in touched.values():
@@ -205,9 +223,8 @@ class LLMEngine:
         if len(seq.output_token_ids) < params.min_tokens:
             blocked = list(params.stop_token_ids) + ([] if params.ignore_eos
                                                      else sorted(self.eos_token_ids))
-        seed = None if params.seed is None else params.seed + seq.index
-        return SampleRequest(seq.seq_id, params, seq.prompt_token_ids, seq.output_token_ids, seed,
-                             blocked)
+        return SampleRequest(seq.seq_id, params, seq.prompt_token_ids, seq.output_token_ids,
+                             params.choice_seed(seq.index), blocked)
 
     def _append_token(self, seq: Sequence, result) -> None:
         params = seq.params
@@ -251,6 +268,12 @@ class LLMEngine:
         self.scheduler.remove(seq)
         self.sampler.release(seq.seq_id)
 
+    def _fail(self, request: Request) -> None:
+        request.error = "the engine failed while processing this request's output"
+        for seq in request.sequences:
+            if not seq.finished:
+                self._finish(seq, "error", None)
+
     def _piece(self, token_id: int) -> str:
         return self.tokenizer.decode([token_id], skip_special_tokens=False)
 
@@ -269,7 +292,7 @@ class LLMEngine:
             finish_reason=s.finish_reason, stop_reason=s.stop_reason)
             for s in request.sequences]
         return RequestOutput(request.request_id, request.prompt, request.prompt_token_ids, choices,
-                             request.finished, request.metrics)
+                             request.finished, request.metrics, request.error)
 
     # ---- statistics ------------------------------------------------------------------------
     def stats(self) -> EngineStats:

@@ -144,31 +144,38 @@ class ModelRunner:
         return logits
 
     def _run_rows(self, decode, prefill, token_row, sample_rows) -> torch.Tensor:
-        dummy = self.blocks.sparse_state.dummy_slot if self.blocks.sparse_state else 0
         padded = self.graphs.padded_size(len(decode)) if self.graphs and not prefill else None
-        if padded is None:
-            meta = self.builder.build(decode, prefill, len(decode), dummy)
-            self.backend.begin_step(meta)
-            out = self._forward(meta)
-            if prefill:
-                rows = torch.tensor([token_row[i] for i in sample_rows], device=self.device)
-                return self.model.compute_logits(out[rows]) if sample_rows else out[:0]
-        else:
-            longest = max((row.kv.shadow.n_chunks for row in decode if row.kv.shadow), default=0)
-            width = chunk_bucket(longest, self.builder.max_chunks) if self.shadowkv else 0
-            key = (padded, width)
+        out = self._run_eager(decode, prefill) if padded is None else self._replay(decode, padded)
+        rows = [token_row[i] for i in sample_rows]
+        if prefill:  # the forward returned hidden states: logits of the sampled rows only
+            return self.model.compute_logits(out[rows])
+        return out[rows]
 
-            def bucket(_):
-                return width
+    @property
+    def _dummy_slot(self) -> int:
+        return self.blocks.sparse_state.dummy_slot if self.blocks.sparse_state else 0
 
-            if not self.graphs.captured(key):
-                dummy_meta = self.builder.build([], [], padded, dummy, bucket)
-                self.graphs.capture(key, dummy_meta,
-                                    lambda m: self.backend.begin_step(m, graph_batch=padded))
-            meta = self.builder.build(decode, [], padded, dummy, bucket)
-            self.backend.begin_step(meta, graph_batch=padded)
-            out = self.graphs.replay(key)
-        return out[[token_row[i] for i in sample_rows]]
+    def _run_eager(self, decode, prefill) -> torch.Tensor:
+        meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot)
+        self.backend.begin_step(meta)
+        return self._forward(meta)
+
+    def _replay(self, decode, padded: int) -> torch.Tensor:
+        """A decode-only step from its CUDA graph, captured on first use (on padded rows only)."""
+        longest = max((row.kv.shadow.n_chunks for row in decode if row.kv.shadow), default=0)
+        width = chunk_bucket(longest, self.builder.max_chunks) if self.shadowkv else 0
+        key = (padded, width)
+
+        def bucket(_):
+            return width
+
+        if not self.graphs.captured(key):
+            dummy_meta = self.builder.build([], [], padded, self._dummy_slot, bucket)
+            self.graphs.capture(key, dummy_meta,
+                                lambda m: self.backend.begin_step(m, graph_batch=padded))
+        meta = self.builder.build(decode, [], padded, self._dummy_slot, bucket)
+        self.backend.begin_step(meta, graph_batch=padded)
+        return self.graphs.replay(key)
 
     def _end_step(self, batch: ScheduledBatch, decode: list[DecodeRow]) -> None:
         """Counters forward, then the batched post-step work: compress prompts that were just

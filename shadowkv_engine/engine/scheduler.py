@@ -2,6 +2,9 @@
 
 Running sequences go first (decodes, then the rest of chunked prefills), in arrival order, then
 waiting ones, all within the step's token budget (`max_num_batched_tokens`) and `max_num_seqs`.
+A prefill chunk first gets at most `long_prefill_token_threshold` tokens, so that a long prompt
+leaves room for new arrivals (vLLM's long-prefill threshold); the budget left over at the end
+goes back to the prefills in order, so a prompt prefilling alone still uses the whole budget.
 A compressed (ShadowKV) sequence advances one token a step; its prefill stops exactly at the end
 of the prompt so the compression sees the whole prompt and nothing more. When a running sequence
 cannot get the pages for its next tokens, the newest running sequence is preempted: its memory
@@ -29,6 +32,8 @@ class Scheduler:
     def __init__(self, config: EngineConfig, block_manager: BlockManager):
         self.max_num_seqs = config.max_num_seqs
         self.max_num_batched_tokens = config.max_num_batched_tokens
+        self.prefill_cap = (config.long_prefill_token_threshold
+                            or max(1, config.max_num_batched_tokens // 4))
         self.blocks = block_manager
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
@@ -65,7 +70,7 @@ class Scheduler:
         index = 0
         while index < len(self.running) and budget > 0:
             seq = self.running[index]
-            wanted = self._tokens_wanted(seq, budget)
+            wanted = self._tokens_wanted(seq, min(budget, self.prefill_cap))
             while not self.blocks.allocate(seq, wanted):
                 victim = self.running[-1]
                 self._preempt(victim)
@@ -86,13 +91,26 @@ class Scheduler:
             seq.kv = self.blocks.new_cache(seq)
             seq.status = SequenceStatus.RUNNING
             self.running.append(seq)
-            wanted = self._tokens_wanted(seq, budget)
+            wanted = self._tokens_wanted(seq, min(budget, self.prefill_cap))
             if not self.blocks.allocate(seq, wanted):
                 raise RuntimeError("admission checked the pages of this prefill chunk")
             batch.sequences.append(seq)
             batch.num_tokens.append(wanted)
             budget -= wanted
+        self._extend_prefills(batch, budget)
         return batch
+
+    def _extend_prefills(self, batch: ScheduledBatch, budget: int) -> None:
+        """Gives the budget left over to the scheduled prefill chunks, in order (never preempts:
+        a chunk whose extra pages are not free stays as it is)."""
+        for i, seq in enumerate(batch.sequences):
+            if budget <= 0:
+                return
+            scheduled = batch.num_tokens[i]
+            more = self._tokens_wanted(seq, scheduled + budget) - scheduled
+            if more > 0 and self.blocks.allocate(seq, scheduled + more):
+                batch.num_tokens[i] += more
+                budget -= more
 
     def _preempt(self, seq: Sequence) -> None:
         """Recompute-style preemption: free everything; the tokens so far are kept."""

@@ -112,7 +112,7 @@ def _store_chunks(store: ShadowKV, layer: int, keys: torch.Tensor, values: torch
     _write_head_rows(store, store.lm_pages.tensor(), layer, first_chunk, landmarks)
     start = first_chunk * c
     positions = torch.arange(start, start + values.shape[1], device=keys.device)
-    pages = store.cpu_pages.tensor().to(keys.device)[positions // store.block_size]
+    pages = store.cpu_pages.tensor()[positions // store.block_size]
     ops.offload_values(store.storage.values, values.transpose(0, 1), pages,
                        positions % store.block_size, layer)
 

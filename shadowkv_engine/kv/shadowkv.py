@@ -55,7 +55,7 @@ class ShadowKV:
         self.lm_pages = PageList(device)  # landmarks, by chunk id
         self.basis_pages = PageList(device)  # basis rows [H, rank, D]
         self.exact_pages = PageList(device)  # outlier rows, then the selected-chunk slots
-        self.cpu_pages = PageList(storage.values.device)  # offloaded values, by token position
+        self.cpu_pages = PageList(device)  # CPU value-store pages, by token position
         self.chunks_selected = 0
         gpu, cpu = self.pages_to_compress(num_tokens, cfg, layout)
         self.u_pages.extend(gpu_pool.allocate(gpu["u"]))

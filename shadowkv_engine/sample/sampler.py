@@ -33,6 +33,8 @@ class Sampler:
                 self.penalties.apply(processed, meta.penalty_rows, requests)
             if meta.blocked is not None:
                 processed[meta.blocked] = float("-inf")
+            # Defensive: a NaN never wins, an overflowed logit stays the largest finite one.
+            processed = processed.nan_to_num(nan=float("-inf"), posinf=torch.finfo(torch.float32).max)
         tokens = processed.argmax(dim=-1)
         if not meta.all_greedy:
             tokens[meta.random_rows] = self._sample_random(processed[meta.random_rows], meta)

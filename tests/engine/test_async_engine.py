@@ -92,3 +92,39 @@ def test_full_queue_and_bad_requests_raise_before_streaming(model_path):
 
     stats = run(main())
     assert stats.num_running == 0 and stats.num_waiting == 0
+
+
+def test_a_request_failing_inside_the_engine_fails_alone(model_path, monkeypatch):
+    from shadowkv_engine.engine.llm_engine import LLMEngine
+    from shadowkv_engine.errors import RequestFailedError
+
+    append = LLMEngine._append_token
+
+    def fails_for_bad(self, seq, result):
+        if seq.request_id == "bad":
+            raise RuntimeError("boom")
+        return append(self, seq, result)
+
+    monkeypatch.setattr(LLMEngine, "_append_token", fails_for_bad)
+    params = SamplingParams(temperature=0.0, max_tokens=8, ignore_eos=True)
+
+    async def collect(engine, prompt, request_id):
+        last = None
+        async for out in engine.generate(prompt, params, request_id):
+            last = out
+        return last
+
+    async def main():
+        engine = async_engine(model_path)
+        good = asyncio.ensure_future(collect(engine, "fine", "good"))
+        with pytest.raises(RequestFailedError):
+            await collect(engine, "broken", "bad")
+        first, after = await good, await collect(engine, "again", "after")
+        stats = engine.stats()
+        await engine.shutdown()
+        return first, after, stats, engine.is_dead
+
+    first, after, stats, dead = run(main())
+    assert not dead
+    assert len(first.outputs[0].token_ids) == 8 and len(after.outputs[0].token_ids) == 8
+    assert stats.gpu_blocks_used == 0

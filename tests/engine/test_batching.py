@@ -168,5 +168,30 @@ def test_largest_batch_runs_together_without_preemption(make_checkpoint, attenti
             most = max(most, len(eng.scheduler.running))
         if extra == 0:  # all of them at once, none preempted
             assert most == fits and eng.scheduler.num_preemptions == 0
-        else:  # one more never runs alongside them
-            assert most <= fits
+        else:  # one more never runs to the end alongside them: it waits, or someone is preempted
+            assert most <= fits or eng.scheduler.num_preemptions > 0
+
+
+def steps_to_first_token(eng, request_id, limit=100):
+    for step in range(1, limit):
+        for out in eng.step():
+            if out.request_id == request_id and out.outputs[0].token_ids:
+                return step
+    raise AssertionError(f"{request_id} got no token in {limit} steps")
+
+
+def test_short_request_is_served_while_a_long_prompt_prefills(make_checkpoint):
+    """Fair admission: a long prefill leaves room in each step for an arrival (its first token
+    within 2 steps), and alone it still takes the whole budget (ceil(3000 / 256) steps)."""
+    path = make_checkpoint("llama3")
+    eng = engine(path, "dense", max_num_batched_tokens=256)  # prefill cap: 64 tokens a step
+    eng.add_request("long", prompt(3000, 1), greedy(4))
+    eng.step()
+    eng.step()
+    eng.add_request("short", prompt(40, 2), greedy(4))
+    assert steps_to_first_token(eng, "short") <= 2
+    eng.abort_request("long")
+
+    alone = engine(path, "dense", max_num_batched_tokens=256)
+    alone.add_request("long", prompt(3000, 1), greedy(4))
+    assert steps_to_first_token(alone, "long") == -(-3000 // 256)

@@ -134,7 +134,7 @@ def test_chat_uses_the_chat_template(llm):
     (dict(temperature=float("inf")), "temperature"),
     (dict(repetition_penalty=float("nan")), "repetition_penalty"),
     (dict(seed=1 << 64), "seed"),
-    (dict(seed=(1 << 63) - 1, n=2), "seed"),  # choice 1 would sample with seed + 1
+    (dict(repetition_penalty=1e-45), "repetition_penalty"),  # the logits would overflow
 ])
 def test_parameters_the_sampler_cannot_use_are_refused_and_the_engine_goes_on(llm, params, param):
     with pytest.raises(InvalidRequestError) as error:
@@ -142,3 +142,11 @@ def test_parameters_the_sampler_cannot_use_are_refused_and_the_engine_goes_on(ll
     assert error.value.param == param
     assert not llm.engine.has_unfinished_requests()
     assert len(generate(llm, temperature=0.0, max_tokens=3)[0].token_ids) == 3
+
+
+def test_choices_of_one_seed_are_not_another_seeds_choices(llm):
+    params = dict(temperature=1.0, max_tokens=12, ignore_eos=True)
+    pair = generate(llm, seed=42, n=2, **params)
+    assert pair[0].token_ids == generate(llm, seed=42, **params)[0].token_ids
+    assert pair[1].token_ids != generate(llm, seed=43, **params)[0].token_ids
+    assert pair[1].token_ids == generate(llm, seed=42, n=2, **params)[1].token_ids
