@@ -5,12 +5,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 
 from shadowkv_engine import __version__
 from shadowkv_engine.config import EngineConfig
 
 from . import chat, completions
-from .errors import APIError, error_response, install_error_handlers
+from .auth import install_access_control
+from .errors import (APIError, ErrorResponse, InternalErrorMiddleware, error_response,
+                     install_error_handlers)
+from .limits import BodyLimitMiddleware
+from .options import ServerOptions
 from .responses import now
 from .state import ServerState
 
@@ -33,12 +38,17 @@ async def _load_engine(state: ServerState):
                 state.engine.max_model_len)
 
 
-def build_app(config: EngineConfig, engine=None) -> FastAPI:
+class Health(BaseModel):
+    status: str
+
+
+def build_app(config: EngineConfig, engine=None,
+              options: ServerOptions = ServerOptions()) -> FastAPI:
     """An app serving `engine`, or, if None, an engine it builds from `config` after it starts.
 
     The app owns the engine either way and shuts it down when the app stops.
     """
-    state = ServerState(config, engine)
+    state = ServerState(config, engine, options)
     if engine is not None:
         state.phase = "ready"
 
@@ -51,24 +61,29 @@ def build_app(config: EngineConfig, engine=None) -> FastAPI:
         if state.engine is not None:
             await state.engine.shutdown()
 
-    app = FastAPI(title="ShadowKV OpenAI-compatible server", lifespan=lifespan)
+    app = FastAPI(title="ShadowKV OpenAI-compatible server", version=__version__,
+                  lifespan=lifespan)
     app.state.server = state
     install_error_handlers(app)
+    # Innermost first: the last one added sees a request first.
+    app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=options.max_request_body_bytes)
+    install_access_control(app, options)
     app.include_router(completions.router)
     app.include_router(chat.router)
 
-    @app.get("/health")
+    @app.get("/health", response_model=Health, responses={503: {"model": ErrorResponse}})
     async def health():
         if state.status != "ready":
             return error_response(503, f"Service unavailable: {state.status}.")
-        return Response(status_code=200)
+        return Health(status="ready")
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses={503: {"model": ErrorResponse}})
     async def models():
         if state.engine is None:
             raise APIError(503, f"Service unavailable: {state.status}.")
         card = {"id": state.model_name, "object": "model", "created": now(),
-                "owned_by": "shadowkv", "root": str(state.config.model),
+                "owned_by": "shadowkv", "root": state.model_name,
                 "max_model_len": state.engine.max_model_len}
         return {"object": "list", "data": [card]}
 
@@ -76,8 +91,25 @@ def build_app(config: EngineConfig, engine=None) -> FastAPI:
     async def version():
         return {"version": __version__}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus"}})
     async def metrics():
         return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    app.openapi = lambda: openapi_schema(app)
     return app
+
+
+def openapi_schema(app: FastAPI) -> dict:
+    """FastAPI's schema, with the 400 this server sends for a malformed body where FastAPI
+    documents its own 422 (see errors.install_error_handlers)."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        schemas = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema

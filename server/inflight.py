@@ -5,7 +5,8 @@ Every generation goes through `InFlightRequests.open`: it starts the engine requ
 the first output (the engine raises its validation and queue errors before yielding, and those
 must become HTTP errors before any 200 is sent), and returns an iterator that aborts the engine
 request if it is closed or cancelled before the request finished — a client that disconnects
-frees its KV memory at once.
+frees its KV memory at once. A batch of prompts is one engine request per prompt, opened
+together and merged into one stream of `(prompt index, output)`.
 """
 import asyncio
 import contextlib
@@ -34,8 +35,7 @@ class InFlightRequests:
         return len(self._engines)
 
     async def open(self, engine, prompt: str | list[int], params: SamplingParams,
-                   prefix: str) -> "RequestStream":
-        request_id = f"{prefix}-{uuid.uuid4().hex}"
+                   request_id: str) -> "RequestStream":
         outputs = self._run(engine, prompt, params, request_id)
         try:
             first = await anext(outputs)
@@ -44,6 +44,25 @@ class InFlightRequests:
                 await outputs.aclose()
             raise
         return RequestStream(request_id, first, outputs)
+
+    async def open_all(self, engine, prompts: list[list[int]], params: SamplingParams,
+                       request_id: str) -> list["RequestStream"]:
+        """One engine request per prompt (ids `request_id-i` for a batch), all queued at once;
+        if one is refused or the caller is cancelled, those already running are aborted."""
+        if len(prompts) == 1:
+            return [await self.open(engine, prompts[0], params, request_id)]
+        tasks = [asyncio.ensure_future(self.open(engine, prompt, params, f"{request_id}-{i}"))
+                 for i, prompt in enumerate(prompts)]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except BaseException:
+            await _close_all(tasks)
+            raise
+        errors = [task.exception() for task in tasks if task.done() and task.exception()]
+        if errors:
+            await _close_all(tasks)
+            raise errors[0]
+        return [task.result() for task in tasks]
 
     async def _run(self, engine, prompt, params, request_id) -> AsyncIterator[RequestOutput]:
         start = time.monotonic()
@@ -89,6 +108,58 @@ class InFlightRequests:
     async def abort_all(self):
         for request_id, engine in list(self._engines.items()):
             await engine.abort(request_id)
+
+
+async def _close_all(tasks: list[asyncio.Future]):
+    with anyio.CancelScope(shield=True):
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is None:
+                await task.result().aclose()
+
+
+def new_request_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+async def merge(streams: list["RequestStream"]) -> AsyncIterator[tuple[int, RequestOutput]]:
+    """The outputs of several streams as they arrive, each with its stream's position. Iterate
+    it inside `contextlib.aclosing`: closing it aborts every unfinished stream."""
+    if len(streams) == 1:  # the common case needs no tasks
+        async with contextlib.aclosing(streams[0]):
+            async for output in streams[0]:
+                yield 0, output
+        return
+    arrivals: asyncio.Queue = asyncio.Queue()
+
+    async def pump(i: int, stream: RequestStream):
+        try:
+            async for output in stream:
+                arrivals.put_nowait((i, output))
+            arrivals.put_nowait((i, None))
+        except Exception as exc:
+            arrivals.put_nowait((i, exc))
+
+    pumps = [asyncio.ensure_future(pump(i, stream)) for i, stream in enumerate(streams)]
+    try:
+        running = len(streams)
+        while running:
+            i, item = await arrivals.get()
+            if isinstance(item, Exception):
+                raise item
+            if item is None:
+                running -= 1
+            else:
+                yield i, item
+    finally:
+        with anyio.CancelScope(shield=True):
+            for task in pumps:
+                task.cancel()
+            await asyncio.wait(pumps)
+            for stream in streams:
+                await stream.aclose()
 
 
 @dataclass

@@ -15,6 +15,7 @@ import uvicorn
 from shadowkv_engine.config import EngineConfig
 
 from .app import build_app
+from .options import ServerOptions
 from .state import ServerState
 
 logger = logging.getLogger("shadowkv.server")
@@ -68,9 +69,9 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve(config: EngineConfig, host: str, port: int, shutdown_timeout: float,
-          log_level: str = "info") -> int:
+          log_level: str = "info", options: ServerOptions = ServerOptions()) -> int:
     """Serves until SIGTERM/SIGINT; returns the process exit code."""
-    app = build_app(config)
+    app = build_app(config, options=options)
     uvicorn_config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                                     timeout_graceful_shutdown=ABORT_GRACE_SECONDS)
     server = DrainingServer(uvicorn_config, app.state.server, shutdown_timeout)

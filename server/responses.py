@@ -12,9 +12,10 @@ def now() -> int:
     return int(time.time())
 
 
-def usage(output: RequestOutput) -> dict:
-    prompt = len(output.prompt_token_ids)
-    completion = sum(len(choice.token_ids) for choice in output.outputs)
+def usage(outputs: list[RequestOutput]) -> dict:
+    """Summed over the requests of a batch; each prompt counts once, whatever `n`."""
+    prompt = sum(len(output.prompt_token_ids) for output in outputs)
+    completion = sum(len(choice.token_ids) for output in outputs for choice in output.outputs)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
 

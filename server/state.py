@@ -3,15 +3,17 @@ from dataclasses import dataclass, field
 
 from shadowkv_engine.config import EngineConfig
 
-from .errors import APIError
+from .errors import APIError, clip
 from .inflight import InFlightRequests
 from .metrics import ServerMetrics
+from .options import ServerOptions
 
 
 @dataclass
 class ServerState:
     config: EngineConfig
     engine: object | None = None  # AsyncEngine once loaded
+    options: ServerOptions = field(default_factory=ServerOptions)
     # starting: the engine is loading; ready: serving; draining: SIGTERM received, finishing
     # running requests and refusing new ones; failed: the engine could not load or died.
     phase: str = "starting"
@@ -19,12 +21,16 @@ class ServerState:
     inflight: InFlightRequests = field(init=False)
 
     def __post_init__(self):
-        self.metrics = ServerMetrics(self, self.config.model_name)
+        self.metrics = ServerMetrics(self, self.model_name)
         self.inflight = InFlightRequests(self.metrics)
 
     @property
     def model_name(self) -> str:
-        return self.engine.model_name if self.engine is not None else self.config.model_name
+        return self.config.model_name
+
+    @property
+    def vocab_size(self) -> int:
+        return self.engine.vocab_size
 
     @property
     def status(self) -> str:
@@ -44,5 +50,5 @@ class ServerState:
 
     def check_model(self, requested: str | None):
         if requested is not None and requested != self.model_name:
-            raise APIError(404, f"The model `{requested}` does not exist. This server serves "
-                                f"`{self.model_name}`.", "model")
+            raise APIError(404, f"The model `{clip(requested, 100)}` does not exist. This server "
+                                f"serves `{self.model_name}`.", "model")

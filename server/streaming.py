@@ -13,7 +13,7 @@ from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .errors import error_body
+from .errors import error_body, internal_error_message, log_internal_error
 
 DONE = "data: [DONE]\n\n"
 
@@ -75,14 +75,15 @@ class EventStreamResponse(StreamingResponse):
                 await self.body_iterator.aclose()
 
 
-async def stream_events(chunks: AsyncIterator[dict]) -> AsyncIterator[str]:
+async def stream_events(chunks: AsyncIterator[dict], request_id: str) -> AsyncIterator[str]:
     """Formats chunks as SSE, ending with `[DONE]`. An error after the 200 was sent can only be
     reported inside the stream, as an OpenAI-shaped error event."""
     try:
         async for chunk in chunks:
             yield sse(chunk)
     except Exception as exc:  # the status line is gone; the event is the only way to tell
-        yield sse(error_body(500, f"Internal server error: {type(exc).__name__}: {exc}"))
+        log_internal_error(exc, request_id)
+        yield sse(error_body(500, internal_error_message(request_id)))
     finally:
         await chunks.aclose()
     yield DONE

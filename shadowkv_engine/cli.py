@@ -5,6 +5,7 @@ without FastAPI, and `shadowkv --help` must work whatever optional part is missi
 """
 import argparse
 import logging
+import os
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
@@ -62,6 +63,8 @@ def add_engine_args(parser: argparse.ArgumentParser):
                         help="Hugging Face checkpoint folder; default: the embedded trained model")
     parser.add_argument("--config", metavar="FILE",
                         help="YAML file of EngineConfig options; flags override it")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the merged configuration (file, then flags) as YAML and exit")
     engine = parser.add_argument_group("engine")
     for f in fields(EngineConfig):
         if f.name in ("model", "shadowkv"):
@@ -124,9 +127,10 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
 
 def run_serve(args: argparse.Namespace) -> int:
     from server.launch import serve  # FastAPI is needed only here
+    from server.options import server_options
 
     return serve(engine_config(args), args.host, args.port, args.shutdown_timeout,
-                 args.log_level)
+                 args.log_level, server_options(args))
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -140,18 +144,30 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_config(config: EngineConfig) -> int:
+    import yaml
+
+    print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shadowkv", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="OpenAI-compatible HTTP server")
     add_engine_args(serve)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default=os.environ.get("SHADOWKV_HOST", "127.0.0.1"),
+                       help="address to listen on (default: $SHADOWKV_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("SHADOWKV_PORT", 8000)),
+                       help="default: $SHADOWKV_PORT or 8000")
     serve.add_argument("--shutdown-timeout", type=float, default=30.0,
                        help="on SIGTERM, seconds to let running requests finish (0: abort them)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
+    from server.options import add_server_args  # plain argparse: no server dependency
+
+    add_server_args(serve)
     serve.set_defaults(func=run_serve)
 
     generate = commands.add_parser("generate", help="complete one prompt offline and print it")
@@ -176,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if getattr(args, "print_config", False):
+            return print_config(engine_config(args))
         return args.func(args)
     except (InvalidRequestError, FileNotFoundError) as e:
         logger.error("%s", e)

@@ -151,7 +151,9 @@ class EngineConfig:
 
     @property
     def model_name(self) -> str:
-        return self.served_model_name or str(self.model)
+        """What clients send and /v1/models shows: the served name, else the checkpoint folder's
+        name (never its path)."""
+        return self.served_model_name or Path(self.model).name
 
     def to_dict(self) -> dict:
         return asdict(self)

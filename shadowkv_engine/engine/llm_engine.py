@@ -187,7 +187,12 @@ class LLMEngine:
                     if seq.num_computed + n == len(seq.token_ids)]
         logits = self.runner.run(batch, sampling)
         seqs = [batch.sequences[i] for i in sampling]
-        results = self.sampler.sample(logits, [self._sample_request(s) for s in seqs])
+        try:
+            results = self.sampler.sample(logits, [self._sample_request(s) for s in seqs])
+        except Exception:  # the batch's requests fail; the engine and the others go on
+            logger.exception("sampling failed for requests %s",
+                             sorted({s.request_id for s in seqs}))
+            results = [None] * len(seqs)
         touched: dict[str, Request] = {}
         for seq in batch.sequences:
             request = self.requests[seq.request_id]
@@ -197,6 +202,9 @@ class LLMEngine:
             request = self.requests[seq.request_id]
             touched[request.request_id] = request
             if request.error is not None:
+                continue
+            if result is None:
+                self._fail(request)
                 continue
             try:
                 self._append_token(seq, result)

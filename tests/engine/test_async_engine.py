@@ -128,3 +128,32 @@ def test_a_request_failing_inside_the_engine_fails_alone(model_path, monkeypatch
     assert not dead
     assert len(first.outputs[0].token_ids) == 8 and len(after.outputs[0].token_ids) == 8
     assert stats.gpu_blocks_used == 0
+
+
+def test_a_failing_sampling_step_fails_its_requests_not_the_engine(model_path, monkeypatch):
+    from shadowkv_engine.errors import RequestFailedError
+    from shadowkv_engine.sample import Sampler
+
+    sample = Sampler.sample
+    calls = {"n": 0}
+
+    def fails_once(self, logits, requests):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("boom")
+        return sample(self, logits, requests)
+
+    monkeypatch.setattr(Sampler, "sample", fails_once)
+    params = SamplingParams(temperature=0.0, max_tokens=4, ignore_eos=True)
+
+    async def main():
+        engine = async_engine(model_path)
+        with pytest.raises(RequestFailedError):
+            async for _ in engine.generate("first", params, "a"):
+                pass
+        outputs = [out async for out in engine.generate("second", params, "b")]
+        await engine.shutdown()
+        return outputs, engine.is_dead
+
+    outputs, dead = run(main())
+    assert not dead and len(outputs[-1].outputs[0].token_ids) == 4

@@ -24,3 +24,8 @@ def base_url(demo_model) -> Iterator[str]:
 def client(base_url) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", timeout=HTTP_TIMEOUT,
                          max_retries=0)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fuzz: random requests against a running server "
+                                       "(run alone with -m fuzz)")

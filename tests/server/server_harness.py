@@ -15,6 +15,7 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.app import build_app
+from server.options import ServerOptions
 from shadowkv_engine.config import EngineConfig
 
 MODEL_NAME = "demo"
@@ -51,12 +52,19 @@ def is_healthy(base_url: str) -> bool:
 
 
 @contextmanager
-def serve_in_thread(config: EngineConfig) -> Iterator[str]:
+def serve_in_thread(config: EngineConfig, options: ServerOptions = ServerOptions()
+                    ) -> Iterator[str]:
     """Runs the app (which loads its engine after start-up) under uvicorn; yields its base URL."""
+    with serve_app_in_thread(build_app(config, options=options)) as base_url:
+        yield base_url
+
+
+@contextmanager
+def serve_app_in_thread(app) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # handed to uvicorn already bound: no race for the port
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(build_app(config), log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
                                            timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -68,6 +76,15 @@ def serve_in_thread(config: EngineConfig) -> Iterator[str]:
         thread.join(timeout=30)
         sock.close()
         assert not thread.is_alive(), "the server did not stop"
+
+
+def assert_still_serving(base_url: str):
+    """The engine is alive and a plain request is answered."""
+    assert httpx.get(f"{base_url}/health", timeout=10).status_code == 200
+    response = httpx.post(f"{base_url}/v1/completions", timeout=HTTP_TIMEOUT,
+                          json={"prompt": "The river", "max_tokens": 2})
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["completion_tokens"] >= 1
 
 
 def metrics(base_url: str) -> dict[str, float]:
