@@ -64,6 +64,12 @@ class EngineStatsCollector:
                       stats.num_preemptions_total)
         yield counter("shadowkv:cpu_bytes_fetched", "Value bytes gathered from the CPU store.",
                       stats.cpu_bytes_fetched_total)
+        yield counter("shadowkv:chunks_selected",
+                      "Chunk selections over all decode steps (sequences x layers x KV heads).",
+                      stats.shadowkv_chunks_selected_total)
+        yield counter("shadowkv:chunk_hits",
+                      "Selected chunks already on the GPU from the step before (no fetch).",
+                      stats.shadowkv_chunk_hits_total)
 
 
 class ServerMetrics:

@@ -1,4 +1,5 @@
-"""The `shadowkv` command: `serve` (OpenAI-compatible server), `generate` (offline demo), `eval`.
+"""The `shadowkv` command: `serve` (OpenAI-compatible server), `generate` (offline demo), `eval`,
+`bench serve` (load test of any OpenAI-compatible server).
 
 Server and evaluation code are imported only by their subcommands: the engine package must import
 without FastAPI, and `shadowkv --help` must work whatever optional part is missing.
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
             raise
     else:
         add_eval_parser(commands)
+    from .bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(commands)
     return parser
 
 
