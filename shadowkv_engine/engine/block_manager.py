@@ -25,6 +25,7 @@ GIB = 1 << 30
 # Device memory kept out of the KV pool besides a step's activations: attention workspaces,
 # staging buffers, captured graphs.
 RESERVED_BYTES = 1 * GIB
+PIN_GIB_PER_S = 1.4  # pinning host memory, measured on the GPU machine (DESIGN.md section 5)
 
 
 class BlockManager:
@@ -136,6 +137,29 @@ class BlockManager:
         if cpu:
             fits = min(fits, self.cpu_pool.num_pages // cpu)
         return min(fits, self.config.max_num_seqs)
+
+    def memory_plan(self, max_len: int) -> str:
+        """One line for the start-up log: the pools, the pages of one max_len sequence by kind,
+        the largest batch at that length and how long pinning the value store takes."""
+        dtype = self.storage.dtype
+        gpu_gib = self.gpu_pool.num_pages * self.layout.gpu_page_bytes(dtype) / GIB
+        cpu_gib = self.cpu_pool.num_pages * self.layout.cpu_page_bytes(dtype) / GIB
+        pinning = (f"pinned, ~{cpu_gib / PIN_GIB_PER_S:.0f} s to pin"
+                   if self.storage.values.is_pinned() else "not pinned")
+        compressed = self.shadowkv is not None and self._compresses(max_len - 1)
+        if compressed:
+            kinds, cpu = ShadowKV.pages_to_compress(max_len, self.shadowkv, self.layout)
+            steady, _ = self.steady_pages(max_len, True)
+            kinds["tail"] = steady - sum(kinds.values())
+            per_seq = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
+            per_seq = f"GPU pages {per_seq}; CPU pages {cpu}"
+        else:
+            per_seq = f"GPU pages {self.steady_pages(max_len, False)[0]}"
+        largest = self.max_concurrent_sequences(max_len - 1, max_len)
+        return (f"{self.gpu_pool.num_pages} GPU KV pages ({gpu_gib:.1f} GiB), "
+                f"{self.cpu_pool.num_pages} CPU value pages ({cpu_gib:.1f} GiB, {pinning}); "
+                f"a sequence of {max_len} tokens: {per_seq}; largest batch at that length: "
+                f"{largest}")
 
     def _compresses(self, prompt_len: int) -> bool:
         cfg = self.shadowkv

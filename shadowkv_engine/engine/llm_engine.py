@@ -62,19 +62,9 @@ class LLMEngine:
         self.requests: dict[str, Request] = {}
         self._seq_ids = itertools.count()
         self._totals = EngineStats()
-        # The memory plan in one line; pinning the value store runs at ~1.4 GiB/s (measured on
-        # the H100 host), so a large store costs start-up time.
-        layout, dtype = self.blocks.layout, self.runner.dtype
-        gpu_gib = num_gpu * layout.gpu_page_bytes(dtype) / 2**30
-        cpu_gib = num_cpu * layout.cpu_page_bytes(dtype) / 2**30
-        pinning = (f"pinned, ~{cpu_gib / 1.4:.0f} s to pin" if self.runner.device.type == "cuda"
-                   else "not pinned")
-        largest = self.blocks.max_concurrent_sequences(self.max_model_len - 1, self.max_model_len)
-        logger.info("engine ready: %s on %s (%s), attention=%s; memory plan: %d GPU KV pages "
-                    "(%.1f GiB), %d CPU value pages (%.1f GiB, %s), largest batch at "
-                    "max_model_len %d: %d", config.model, self.runner.device, dtype,
-                    config.attention, num_gpu, gpu_gib, num_cpu, cpu_gib, pinning,
-                    self.max_model_len, largest)
+        logger.info("engine ready: %s on %s (%s), attention=%s; memory plan: %s", config.model,
+                    self.runner.device, self.runner.dtype, config.attention,
+                    self.blocks.memory_plan(self.max_model_len))
 
     def _resolve_max_model_len(self) -> int:
         limit = self.model_config.max_position_embeddings
