@@ -19,7 +19,8 @@ from ..kv.sparse_state import SparseDecodeState
 from ..kv.step_attention import StepAttention
 from ..kv.step_metadata import DecodeRow, StepMetadataBuilder
 from ..kv.storage import KVStorage, PageLayout
-from ..model.rope import RotaryEmbedding, apply_rope, inverse_frequencies, undo_rope
+from ..model.rope import (RotaryEmbedding, apply_rope, inverse_frequencies, signed_sin,
+                          undo_rope)
 
 
 @dataclass
@@ -56,7 +57,7 @@ def run_fidelity(context: int = 8192, cfg: ShadowKVConfig | None = None, kv_head
     positions = torch.arange(context + 2, device=dev)
     cos, sin = rotary.cos_sin(positions, torch.float32)
     # Needle keys point (after RoPE at their own position) where the query will look.
-    k_post = apply_rope(k_pre, cos[:context], sin[:context])
+    k_post = apply_rope(k_pre, cos[:context], signed_sin(sin[:context]))
     for chunk in needles.tolist():
         rows = slice(chunk * cfg.chunk_size, (chunk + 1) * cfg.chunk_size)
         k_post[rows] = 45.0 * query_dir + 0.5 * randn(cfg.chunk_size, kv_heads, head_dim)
@@ -86,7 +87,8 @@ def run_fidelity(context: int = 8192, cfg: ShadowKVConfig | None = None, kv_head
         q = (query_dir[:, None, :] + 0.3 * randn(kv_heads, group, head_dim)).reshape(
             1, kv_heads * group, head_dim) * 2.0
         new_pre = randn(1, kv_heads, head_dim)
-        new_k = apply_rope(new_pre, cos[position:position + 1], sin[position:position + 1])
+        new_k = apply_rope(new_pre, cos[position:position + 1],
+                           signed_sin(sin[position:position + 1]))
         new_v = randn(1, kv_heads, head_dim)
         kv.grow(kv.plan_growth(1))
         meta = builder.build([DecodeRow(kv, 0, position)], [], 1, state.dummy_slot)

@@ -3,7 +3,12 @@
 Tokens of all scheduled sequences are concatenated ([T] ids, [T] positions); everything but
 attention is batched over them. Attention is delegated to a `StepAttention` object
 (kv/step_attention.py) that holds the step's metadata, so this file knows nothing of caches.
-Module names mirror Hugging Face's so checkpoint keys load unchanged.
+
+A decode step is a few thousand small kernels, and on the GPU each costs a few microseconds of
+launch gap even inside a CUDA graph, so the layer is written for few kernels: q, k and v come
+from one GEMM (`qkv_proj`), gate and up from one (`gate_up_proj`), RoPE rotates q and k in three
+kernels, the norms are `F.rms_norm`. Module names otherwise mirror Hugging Face's, and
+`checkpoint_tensors` maps the checkpoint's separate q/k/v and gate/up weights onto the fused ones.
 """
 from typing import Protocol
 
@@ -11,7 +16,10 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .rope import RotaryEmbedding, apply_rope, inverse_frequencies
+from .rope import RotaryEmbedding, apply_rope, inverse_frequencies, signed_sin
+
+# Fused projections and the checkpoint weights stacked in them, in order along the output dim.
+FUSED_PARTS = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
 
 
 class StepAttention(Protocol):
@@ -28,10 +36,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
+        return nn.functional.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
 class Attention(nn.Module):
@@ -41,33 +46,34 @@ class Attention(nn.Module):
         self.num_heads, self.num_kv_heads = config.num_heads, config.num_kv_heads
         self.head_dim = config.head_dim
         bias = config.attention_bias
-        self.q_proj = nn.Linear(config.hidden_size, self.num_heads * self.head_dim, bias=bias)
-        self.k_proj = nn.Linear(config.hidden_size, self.num_kv_heads * self.head_dim, bias=bias)
-        self.v_proj = nn.Linear(config.hidden_size, self.num_kv_heads * self.head_dim, bias=bias)
+        q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        self.qkv_proj = nn.Linear(config.hidden_size, q_size + 2 * kv_size, bias=bias)
+        self.qkv_proj.part_sizes = (q_size, kv_size, kv_size)
         # Qwen2 has biases on q/k/v only; Llama's attention_bias also covers o_proj.
         o_bias = bias and config.architecture != "Qwen2ForCausalLM"
-        self.o_proj = nn.Linear(self.num_heads * self.head_dim, config.hidden_size, bias=o_bias)
+        self.o_proj = nn.Linear(q_size, config.hidden_size, bias=o_bias)
 
     def forward(self, x, cos, sin, attention: StepAttention):
-        t = x.shape[0]
-        q = self.q_proj(x).view(t, self.num_heads, self.head_dim)
-        k_pre = self.k_proj(x).view(t, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x).view(t, self.num_kv_heads, self.head_dim)
-        q, k = apply_rope(q, cos, sin), apply_rope(k_pre, cos, sin)
+        t, hq, hk = x.shape[0], self.num_heads, self.num_kv_heads
+        qkv = self.qkv_proj(x).view(t, hq + 2 * hk, self.head_dim)
+        k_pre, v = qkv[:, hq:hq + hk], qkv[:, hq + hk:]
+        qk = apply_rope(qkv[:, :hq + hk], cos, sin)  # q and k rotated together
+        q, k = qk[:, :hq].contiguous(), qk[:, hq:]
         out = attention.attend(self.layer, q, k_pre, k, v)
-        return self.o_proj(out.reshape(t, self.num_heads * self.head_dim))
+        return self.o_proj(out.reshape(t, hq * self.head_dim))
 
 
 class MLP(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         h, i, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
-        self.gate_proj = nn.Linear(h, i, bias=bias)
-        self.up_proj = nn.Linear(h, i, bias=bias)
+        self.gate_up_proj = nn.Linear(h, 2 * i, bias=bias)
+        self.gate_up_proj.part_sizes = (i, i)
         self.down_proj = nn.Linear(i, h, bias=bias)
 
     def forward(self, x):
-        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(nn.functional.silu(gate) * up)
 
 
 class DecoderLayer(nn.Module):
@@ -114,6 +120,7 @@ class LlamaForCausalLM(nn.Module):
         """Returns the final hidden states [T, hidden] (normed); logits via `compute_logits`."""
         x = self.model.embed_tokens(input_ids)
         cos, sin = self.rotary.cos_sin(positions, x.dtype)
+        sin = signed_sin(sin)
         for layer in self.model.layers:
             x = layer(x, cos, sin, attention)
         return self.model.norm(x)
@@ -121,3 +128,18 @@ class LlamaForCausalLM(nn.Module):
     @torch.inference_mode()
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden).float()
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        """Hugging Face checkpoint name -> the tensor its weights load into: a parameter, or the
+        slice of a fused projection that holds it."""
+        targets = {}
+        for name, param in self.named_parameters(remove_duplicate=False):
+            module, _, kind = name.rpartition(".")
+            parent, _, leaf = module.rpartition(".")
+            if leaf not in FUSED_PARTS:
+                targets[name] = param
+                continue
+            sizes = self.get_submodule(module).part_sizes
+            for part, piece in zip(FUSED_PARTS[leaf], param.split(sizes, dim=0)):
+                targets[f"{parent}.{part}.{kind}"] = piece
+        return targets

@@ -30,7 +30,9 @@ def weight_files(path: str | Path) -> list[Path]:
 
 
 def load_weights(model: torch.nn.Module, path: str | Path, tie_word_embeddings: bool) -> None:
-    params = dict(model.named_parameters(remove_duplicate=False))
+    """Copies every checkpoint tensor into `model.checkpoint_tensors()[name]` (a parameter or a
+    fused projection's slice), checking names and shapes both ways."""
+    params = model.checkpoint_tensors()
     loaded: set[str] = set()
     unexpected: list[str] = []
     for file in weight_files(path):

@@ -66,9 +66,18 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def signed_sin(sin: torch.Tensor) -> torch.Tensor:
+    """sin with its first half negated: rotate_half(x) * sin == x.roll(D/2) * signed_sin(sin),
+    which lets `apply_rope` skip building rotate_half(x) (a neg and a cat per call)."""
+    half = sin.shape[-1] // 2
+    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: [tokens, heads, head_dim]; cos/sin: [tokens, head_dim]."""
-    return x * cos[:, None, :] + rotate_half(x) * sin[:, None, :]
+    """x: [tokens, heads, head_dim] (any strides); cos, sin: [tokens, head_dim], sin as
+    `signed_sin` gives it. Three kernels: x * cos, the roll, one fused multiply-add."""
+    rolled = x.roll(x.shape[-1] // 2, dims=-1)
+    return torch.addcmul(x * cos[:, None, :], rolled, sin[:, None, :])
 
 
 def undo_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
