@@ -119,14 +119,29 @@ def add_serve_args(p: argparse.ArgumentParser):
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    """Register `bench` (with `bench serve`) on the `shadowkv` command's subparsers."""
-    bench = commands.add_parser("bench", help="benchmarks: `bench serve` load-tests a server")
+    """Register `bench` (`serve`, `throughput`, `shape`) on the `shadowkv` command's
+    subparsers."""
+    from . import shapes, throughput
+
+    bench = commands.add_parser("bench", help="benchmarks: `bench serve` load-tests a server, "
+                                              "`bench throughput` times the engine offline")
     kinds = bench.add_subparsers(dest="bench_command", required=True)
+    described = dict(formatter_class=argparse.RawDescriptionHelpFormatter)
     serve = kinds.add_parser("serve", help="load-test an OpenAI-compatible server",
-                             description=__doc__,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+                             description=__doc__, **described)
     add_serve_args(serve)
     serve.set_defaults(func=run)
+    offline = kinds.add_parser("throughput", help="offline decode throughput, dense vs ShadowKV",
+                               description=throughput.__doc__, **described)
+    throughput.add_throughput_args(offline)
+    offline.set_defaults(func=throughput.run)
+    shape = kinds.add_parser("shape", help="write a named shape's checkpoint folder (no "
+                                           "weights) to serve with --load-format dummy",
+                             description=shapes.__doc__, **described)
+    shape.add_argument("shape", choices=sorted(shapes.SHAPES))
+    shape.add_argument("directory", type=Path)
+    shape.add_argument("--layers", type=int, default=None, help="fewer layers")
+    shape.set_defaults(func=shapes.run_shape)
     return bench
 
 

@@ -5,8 +5,8 @@ import time
 
 import torch
 
-from shadowkv_engine import SamplingParams
-from step_profile import profile_steps
+from ..sampling_params import SamplingParams
+from .step_profile import profile_steps
 
 GIB = 1 << 30
 MAX_BATCHED_TOKENS = 8192  # the engine's per-step token budget (chunked prefill)

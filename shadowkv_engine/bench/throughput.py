@@ -1,68 +1,41 @@
-r"""Offline decode throughput, dense vs ShadowKV, on the same engine with random weights of a real
-model's shapes (no download: timing does not depend on weight values), against each
-configuration's roofline, in one process and run.
+r"""`shadowkv bench throughput`: offline decode throughput, dense vs ShadowKV, on the same engine
+in one process, against each configuration's roofline. The model is a checkpoint folder
+(`--model PATH`, its weights or `--load-format dummy`) or a named shape with random weights
+(`--shape llama3.1-8b`; no download: timing does not depend on weight values).
 
-    python benchmarks/throughput.py --shape llama3.1-8b --context 32768 122880 --batches 1 8 max \
+    shadowkv bench throughput --shape llama3.1-8b --context 32768 122880 --batches 1 8 max \
         --profile --peer hf --project-hit-rates 0.55 0.7 0.89 --out results.json
 
 For each attention mode, context and batch it drives `LLMEngine` directly: adds the batch, steps
 until every sequence has its first token (prefill and compression: "prefill"), runs warm-up
 steps, then times --new-tokens steps between CUDA synchronisations. It prints decode tokens/s,
-the roofline (bytes per step at the HBM bandwidth measured here by a device-to-device copy, and
-PCIe bytes at --pcie-gbs; roofline.py), the fraction of it reached, the ShadowKV hit rate of the
-timed steps, peak GPU memory, pinned CPU memory and the largest batch each mode fits at this
-context ("max" in --batches runs it). --profile breaks a few steps down by kernel phase
-(step_profile.py); --peer hf times Hugging Face transformers on the same shape (hf_peer.py).
-`--shape tiny --device cpu` is a smoke test that runs on a CPU in seconds.
+the equivalent bandwidth (the KV bytes a dense step would read, over the measured step time), the
+roofline (bytes per step at the HBM bandwidth measured here by a device-to-device copy, and PCIe
+bytes at --pcie-gbs; roofline.py), the fraction of it reached, the ShadowKV hit rate of the timed
+steps, peak GPU memory, pinned CPU memory and the largest batch each mode fits at this context
+("max" in --batches runs it). --profile breaks a few steps down by kernel phase (step_profile.py);
+--peer hf times Hugging Face transformers on the same shape (hf_peer.py; random weights).
+`--shape tiny --device cpu` is a smoke test that runs on a CPU in seconds. Also runnable as
+`python benchmarks/throughput.py ...`.
 """
 import argparse
-import gc
 import json
-import shutil
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-import hf_peer
-import throughput_report as report
-from engine_steps import MAX_BATCHED_TOKENS, decode_tokens, largest_batch, run_batch, sync
-from roofline import ModelShape, SparseSettings, step_bytes
-from shadowkv_engine import LLM
-from shadowkv_engine.demo_model import ensure_demo_model
-from step_profile import format_profile
+from ..llm import LLM
+from . import hf_peer
+from . import throughput_report as report
+from .engine_steps import GIB, MAX_BATCHED_TOKENS, decode_tokens, largest_batch, run_batch
+from .machine import free_memory, hbm_bandwidth, host_memory, pinned_pool_gb
+from .roofline import ModelShape, SparseSettings, dense_step, step_bytes
+from .shapes import SHAPES, write_shape
+from .step_profile import format_profile
 
-SHAPES = {
-    "llama3.1-8b": dict(
-        architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=128256,
-        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-        num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-5, max_position_embeddings=131072,
-        rope_theta=500000.0, torch_dtype="bfloat16", tie_word_embeddings=False,
-        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                      "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
-    # A smoke-test shape that runs on a CPU in seconds.
-    "tiny": dict(
-        architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=1024, hidden_size=256,
-        intermediate_size=512, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        head_dim=128, rms_norm_eps=1e-5, max_position_embeddings=32768, rope_theta=500000.0,
-        torch_dtype="float32", tie_word_embeddings=False),
-}
-GIB = 1 << 30
 COMPRESS_FROM = 1024  # shadowkv.min_context_len: shorter prompts stay dense
-
-
-def shape_dir(name: str, layers: int | None) -> Path:
-    """A checkpoint folder with config.json only (weights are random) and the demo tokenizer."""
-    config = dict(SHAPES[name])
-    if layers:
-        config["num_hidden_layers"] = layers
-    path = Path(tempfile.mkdtemp(prefix=f"shape-{name}-"))
-    (path / "config.json").write_text(json.dumps(config))
-    demo = ensure_demo_model()
-    for file in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
-        shutil.copy(demo / file, path / file)
-    return path
 
 
 def build_llm(path: Path, args, attention: str, max_seqs: int, cpu_gb: float,
@@ -72,17 +45,22 @@ def build_llm(path: Path, args, attention: str, max_seqs: int, cpu_gb: float,
     max_len = min(limit, max(args.context) + decode_tokens(max_seqs, max(args.context), args))
     return LLM(model=str(path), device=args.device, dtype="bfloat16" if on_gpu else "float32",
                attention=attention, num_gpu_blocks=None if on_gpu else 4096,
-               load_format="dummy", max_model_len=max_len, max_num_seqs=max_seqs,
+               load_format=args.load_format, max_model_len=max_len, max_num_seqs=max_seqs,
                max_num_batched_tokens=MAX_BATCHED_TOKENS, gpu_memory_utilization=0.92,
                cpu_offload_gb=cpu_gb, enforce_eager=enforce_eager,
                attention_backend=args.attention_backend,
                shadowkv={"sparse_budget": args.budget, "min_context_len": COMPRESS_FROM})
 
 
+def timed_context(row: dict, args) -> int:
+    """The mean sequence length over the timed steps (prefill-time decodes of early sequences
+    ignored)."""
+    return row["context"] + args.warmup + 1 + args.new_tokens // 2
+
+
 def add_roofline(row: dict, mode: str, shape: ModelShape, sparse: SparseSettings | None,
                  args, itemsize: int, hbm_bps: float):
-    # the mean length over the timed steps (prefill-time decodes of early sequences ignored)
-    context = row["context"] + args.warmup + 1 + args.new_tokens // 2
+    context = timed_context(row, args)
     compressed = sparse is not None and row["context"] >= COMPRESS_FROM
     hit = row.get("hit_rate") or 0.0
     cost = step_bytes(mode, shape, sparse if compressed else None, row["batch"], context,
@@ -94,6 +72,14 @@ def add_roofline(row: dict, mode: str, shape: ModelShape, sparse: SparseSettings
                        else "HBM"}
     if "decode_tok_s" in row:
         row["roofline_fraction"] = row["decode_tok_s"] / row["roofline"]["tok_s"]
+
+
+def add_equivalent_bandwidth(row: dict, shape: ModelShape, args, itemsize: int):
+    """The full KV a dense step would read (batch x mean context x KV bytes per token) over the
+    measured step time: what ShadowKV's step is worth in dense KV bandwidth."""
+    kv = dense_step(shape, row["batch"], timed_context(row, args), itemsize).parts["kv"]
+    row["dense_kv_bytes"] = kv
+    row["equivalent_gbs"] = kv / (row["step_ms"] / 1e3) / 1e9
 
 
 def run_mode(path, args, mode, shape, itemsize, hbm_bps, cpu_gb) -> tuple[list, dict]:
@@ -120,6 +106,7 @@ def run_mode(path, args, mode, shape, itemsize, hbm_bps, cpu_gb) -> tuple[list, 
                        largest_batch=largest[context], max_num_seqs=max_seqs,
                        kv_in_use_gib=row["gpu_kv_pages_used"] * 2 * page / GIB)
             add_roofline(row, mode, shape, sparse, args, itemsize, hbm_bps)
+            add_equivalent_bandwidth(row, shape, args, itemsize)
             print(report.format_row(row), flush=True)
             if "profile" in row:
                 kind = "eager" if args.enforce_eager else "default"
@@ -149,55 +136,14 @@ def profile_eager(path, args, mode: str, cpu_gb: float, rows: list[dict]):
     free_memory()
 
 
-def free_memory():
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def hbm_bandwidth(device: str) -> float:
-    """Bytes/s of a large device-to-device copy, counting bytes read + written: the median of 5
-    timings of 10 back-to-back copies (after a warm-up)."""
-    on_cuda = device != "cpu"
-    nbytes = 2 * GIB if on_cuda else GIB // 4
-    x = torch.empty(nbytes, dtype=torch.uint8, device=device)
-    y = torch.empty_like(x)
-    y.copy_(x)
-    times = []
-    for _ in range(5):
-        sync(on_cuda)
-        start = time.perf_counter()
-        for _ in range(10):
-            y.copy_(x)
-        sync(on_cuda)
-        times.append((time.perf_counter() - start) / 10)
-    del x, y
-    free_memory()
-    return 2 * nbytes / sorted(times)[len(times) // 2]
-
-
-def host_memory() -> tuple[float, float]:
-    """(total, available) host RAM in GiB, from /proc/meminfo."""
-    info = dict(line.split(":") for line in Path("/proc/meminfo").read_text().splitlines())
-    kib = lambda key: int(info[key].split()[0])
-    return kib("MemTotal") / 2**20, kib("MemAvailable") / 2**20
-
-
-def pinned_pool_gb(args, shape: ModelShape, itemsize: int, available_gib: float) -> float:
-    if args.cpu_offload_gb is not None:
-        return args.cpu_offload_gb
-    numeric = [b for b in args.batches if b != "max"]
-    seqs = args.max_num_seqs if "max" in args.batches else max(numeric)
-    context = max(args.context) + decode_tokens(seqs, max(args.context), args)
-    wanted = seqs * context * shape.kv_bytes_per_token(itemsize) / 2 * 1.1 / GIB
-    return min(wanted, 0.8 * available_gib)
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", default="llama3.1-8b", choices=sorted(SHAPES))
-    parser.add_argument("--layers", type=int, default=None, help="fewer layers (quick runs)")
+def add_throughput_args(parser: argparse.ArgumentParser):
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="PATH", help="a checkpoint folder (instead of --shape)")
+    model.add_argument("--shape", choices=sorted(SHAPES), default=None,
+                       help="a named shape with random weights (default: llama3.1-8b)")
+    model.add_argument("--load-format", choices=["safetensors", "dummy"], default=None,
+                       help="dummy: random weights of the model's shapes (always, for --shape)")
+    model.add_argument("--layers", type=int, default=None, help="fewer layers (--shape only)")
     parser.add_argument("--context", type=int, nargs="+", default=None,
                         help="prompt lengths (default 32768; 2048 for --shape tiny)")
     parser.add_argument("--batches", nargs="+", default=["1", "4", "8"],
@@ -226,17 +172,40 @@ def parse_args():
     parser.add_argument("--peer-batches", type=int, nargs="+", default=None,
                         help="the peer's batch sizes (default: every batch measured)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
-    args = parser.parse_args()
+
+
+def check_args(args) -> str | None:
+    """Fills in the defaults that depend on other options; what is wrong with them, if anything."""
+    if args.model and (args.shape or args.layers):
+        return "--model and --shape/--layers exclude each other"
+    if args.model is None:
+        args.shape = args.shape or "llama3.1-8b"
+        if args.load_format == "safetensors":
+            return f"--shape {args.shape} has no weights: use --load-format dummy"
+        args.load_format = "dummy"
+    args.load_format = args.load_format or "safetensors"
     args.context = args.context or [2048 if args.shape == "tiny" else 32768]
-    args.batches = [b if b == "max" else int(b) for b in args.batches]
+    try:
+        args.batches = [b if b == "max" else int(b) for b in args.batches]
+    except ValueError:
+        return "--batches takes integers and 'max'"
     if not args.profile:
         args.profile_steps = 0
-    return args
+    return None
 
 
-def main():
-    args = parse_args()
-    path = shape_dir(args.shape, args.layers)
+def model_dir(args) -> Path:
+    if args.model:
+        return Path(args.model)
+    return write_shape(args.shape, Path(tempfile.mkdtemp(prefix=f"shape-{args.shape}-")),
+                       args.layers)
+
+
+def run(args: argparse.Namespace) -> int:
+    if problem := check_args(args):
+        print(f"bench throughput: {problem}", file=sys.stderr)
+        return 2
+    path = model_dir(args)
     config = json.loads((path / "config.json").read_text())
     shape = ModelShape.from_config(config)
     itemsize = 4 if args.device == "cpu" else 2
@@ -266,7 +235,11 @@ def main():
         Path(args.out).write_text(json.dumps(dict(meta=meta, rows=rows, largest_batch=largest,
                                                   peers=peers, projections=projections),
                                              indent=1, default=str))
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/throughput.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_throughput_args(parser)
+    return run(parser.parse_args(argv))

@@ -1,4 +1,4 @@
-"""What throughput.py prints: the run's identity, one block per measured configuration, the HF
+"""What `bench throughput` prints: the run's identity, one block per measured configuration, the HF
 peer, and the summary per context with the roofline-projected ShadowKV/dense ratios."""
 import datetime
 import os
@@ -8,8 +8,8 @@ import sys
 
 import torch
 
-from roofline import ModelShape, SparseSettings, dense_step, shadowkv_step
-from shadowkv_engine.config import ShadowKVConfig
+from ..config import ShadowKVConfig
+from .roofline import ModelShape, SparseSettings, dense_step, shadowkv_step
 
 
 def fmt(value, spec: str = "", missing: str = "-") -> str:
@@ -33,14 +33,20 @@ def run_meta(args) -> dict:
             f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commit": git_commit(), "torch": torch.__version__, "command": " ".join(sys.argv),
-            "shape": args.shape, "layers": args.layers, "budget": args.budget,
+            "model": args.model, "shape": args.shape, "load_format": args.load_format,
+            "layers": args.layers, "budget": args.budget,
             "enforce_eager": args.enforce_eager, "attention_backend": args.attention_backend,
             "pcie_gbs": args.pcie_gbs}
 
 
+def model_label(meta: dict) -> str:
+    return meta["model"] or meta["shape"]
+
+
 def format_meta(meta: dict) -> str:
     return (f"{meta['device']}, {meta['date']}, commit {meta['commit']}, torch {meta['torch']}\n"
-            f"{meta['shape']}{' (' + str(meta['layers']) + ' layers)' if meta['layers'] else ''}"
+            f"{model_label(meta)} ({meta['load_format']} weights"
+            f"{', ' + str(meta['layers']) + ' layers' if meta['layers'] else ''})"
             f", budget {meta['budget']}, backend {meta['attention_backend']}"
             f"{', eager' if meta['enforce_eager'] else ''}; HBM copy {meta['hbm_gbs']:.0f} GB/s "
             f"(read + write, this run), PCIe {meta['pcie_gbs']:.0f} GB/s (roofline), host RAM "
@@ -54,6 +60,8 @@ def format_row(row: dict) -> str:
         f"{row['mode']:>8} ctx {row['context']} batch {row['batch']}"
         f"{' (max)' if row['label'] == 'max' else ''}: prefill {row['prefill_s']:.2f} s, decode "
         f"{row['decode_tok_s']:.1f} tok/s ({row['step_ms']:.2f} ms/step), hit rate {hit}",
+        f"         equivalent bandwidth {row['equivalent_gbs']:.5g} GB/s (a dense step's "
+        f"{row['dense_kv_bytes'] / 1e9:.4g} GB of KV over the measured step time)",
         f"         roofline {roof['step_ms']:.2f} ms/step = {roof['tok_s']:.0f} tok/s "
         f"({roof['bound']} bound: {roof['hbm_bytes'] / 1e9:.2f} GB HBM, "
         f"{roof['pcie_bytes'] / 1e9:.3f} GB PCIe a step): {100 * row['roofline_fraction']:.1f}% "
@@ -109,11 +117,11 @@ def summary(meta, rows, largest, peers, projections, args) -> str:
     lines = []
     hf = {(p["context"], p["batch"]): p["decode_tok_s"] for p in peers if "decode_tok_s" in p}
     for context in args.context:
-        lines += ["", f"== context {context}: {meta['device']}, {meta['shape']}, budget "
+        lines += ["", f"== context {context}: {meta['device']}, {model_label(meta)}, budget "
                       f"{meta['budget']}, commit {meta['commit']}, {meta['date']}",
                   f"{'batch':<12} {'dense tok/s (roof)':>20} {'shadowkv tok/s (roof)':>23} "
                   f"{'ratio':>6} {'hit rate':>8} {'HF tok/s':>9} {'dense/HF':>8} "
-                  f"{'skv/HF':>7}"]
+                  f"{'skv/HF':>7} {'equiv GB/s dense|skv':>21}"]
         for label in list(dict.fromkeys(str(b) for b in args.batches)):
             cell = {r["mode"]: r for r in rows if r["context"] == context and r["label"] == label}
             if not cell:
@@ -133,11 +141,13 @@ def summary(meta, rows, largest, peers, projections, args) -> str:
                 return peer and r["decode_tok_s"] / peer
 
             first = dense or skv
+            equivalent = "|".join(fmt(r and r["equivalent_gbs"], ".5g") for r in (dense, skv))
             lines.append(
                 f"{name:<12} {tps(dense):>20} {tps(skv):>23} {fmt(ratio, '.2f'):>6} "
                 f"{fmt(skv and skv['hit_rate'], '.3f'):>8} "
                 f"{fmt(hf.get((context, first['batch'])), '.1f'):>9} "
-                f"{fmt(versus_hf(dense), '.2f'):>8} {fmt(versus_hf(skv), '.2f'):>7}")
+                f"{fmt(versus_hf(dense), '.2f'):>8} {fmt(versus_hf(skv), '.2f'):>7} "
+                f"{equivalent:>21}")
         pinned = max((r["pinned_cpu_gib"] for r in rows if r["mode"] == "shadowkv"), default=None)
         cap = max((r["max_num_seqs"] for r in rows), default=None)
         lines.append(f"largest batch that fits: dense {fmt(largest.get('dense', {}).get(context))}"

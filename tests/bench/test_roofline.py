@@ -1,6 +1,6 @@
 """Bytes per decode step against numbers worked out by hand for Llama-3.1-8B (bf16)."""
 import pytest
-from roofline import ModelShape, SparseSettings, dense_step, projected_ratio, shadowkv_step
+from shadowkv_engine.bench.roofline import ModelShape, SparseSettings, dense_step, projected_ratio, shadowkv_step
 
 LLAMA_8B = ModelShape.from_config(dict(
     num_hidden_layers=32, hidden_size=4096, intermediate_size=14336, num_attention_heads=32,

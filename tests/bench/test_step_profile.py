@@ -1,6 +1,6 @@
 """Kernel names sorted into the phases of a decode step, and GPU busy time as a union."""
 import pytest
-from step_profile import breakdown, classify, union_us
+from shadowkv_engine.bench.step_profile import breakdown, classify, union_us
 
 
 @pytest.mark.parametrize("name, phase", [

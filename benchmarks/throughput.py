@@ -1,0 +1,12 @@
+"""Offline decode throughput, dense vs ShadowKV: `shadowkv bench throughput` as a script (same
+options; shadowkv_engine/bench/throughput.py).
+
+    python benchmarks/throughput.py --shape llama3.1-8b --context 32768 122880 --batches 1 8 max \
+        --profile --peer hf --project-hit-rates 0.55 0.7 0.89 --out results.json
+"""
+import sys
+
+from shadowkv_engine.bench.throughput import main
+
+if __name__ == "__main__":
+    sys.exit(main())
