@@ -43,8 +43,8 @@ class BlockManager:
         self.sparse_state = (SparseDecodeState(config.max_num_seqs, model_config.num_layers,
                                                model_config.num_kv_heads, self.shadowkv, device)
                              if self.shadowkv else None)
-        # ShadowKV counters (chunks selected, hits, bytes fetched) of sequences already freed.
-        self.released_counters = [0, 0, 0]
+        # ShadowKV counters (chunks selected, chunk hits) of sequences already freed.
+        self.released_counters = [0, 0]
 
     @staticmethod
     def page_counts(config: EngineConfig, model_config: ModelConfig, dtype: torch.dtype,
@@ -190,9 +190,8 @@ class BlockManager:
         if kv is None:
             return
         if kv.compressed:
-            hits, fetched = self.sparse_state.read_counters(kv.slot)
-            self._add_counters(self.released_counters,
-                               (kv.shadow.chunks_selected, hits, fetched))
+            self.released_counters[0] += kv.shadow.chunks_selected
+            self.released_counters[1] += self.sparse_state.read_hits(kv.slot)
         if self.sparse_state is not None:
             self.sparse_state.reset(kv.slot)
         kv.free()
@@ -200,15 +199,13 @@ class BlockManager:
         seq.kv = None
 
     def shadowkv_counters(self, running: list[Sequence]) -> tuple[int, int, int]:
-        """(chunks selected, chunk hits, value bytes fetched) over the engine's lifetime."""
-        total = list(self.released_counters)
+        """(chunks selected, chunk hits, value bytes fetched) over the engine's lifetime. Every
+        selected chunk that was not a hit was fetched, so the bytes follow from the other two."""
+        selected, hits = self.released_counters
         for seq in running:
             if seq.kv is not None and seq.kv.compressed:
-                hits, fetched = self.sparse_state.read_counters(seq.kv.slot)
-                self._add_counters(total, (seq.kv.shadow.chunks_selected, hits, fetched))
-        return tuple(total)
-
-    @staticmethod
-    def _add_counters(total: list[int], counters: tuple[int, int, int]) -> None:
-        for i, value in enumerate(counters):
-            total[i] += value
+                selected += seq.kv.shadow.chunks_selected
+                hits += self.sparse_state.read_hits(seq.kv.slot)
+        chunk_bytes = (self.shadowkv.chunk_size * self.layout.head_dim * self.storage.dtype.itemsize
+                       if self.shadowkv else 0)
+        return selected, hits, (selected - hits) * chunk_bytes

@@ -113,7 +113,7 @@ def run_fidelity(context: int = 8192, cfg: ShadowKVConfig | None = None, kv_head
     recall = _topk_recall(q, k_post[:context], cfg, selected, outliers, compressed_chunks)
     found = sum(int(c in selected[h] or c in outliers[h]) for h in range(kv_heads)
                 for c in needles.tolist())
-    selected_total, (hits, _) = shadow.chunks_selected, state.read_counters(0)
+    selected_total, hits = shadow.chunks_selected, state.read_hits(0)
     second = selected_total / 2
     hit_rate = hits / second if second else 0.0
     kv.free()

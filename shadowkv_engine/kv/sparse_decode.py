@@ -22,8 +22,8 @@ def select_and_fetch(layer: int, q: torch.Tensor, k_pre: torch.Tensor, meta: Spa
     k = cfg.budget_chunks
     tables = meta.tables
     basis = ops.gather_head_rows(storage.head_rows, tables.basis_pages, layer, cfg.rank)
-    coeffs = torch.einsum("bhd,bhrd->br", k_pre.float(), basis.float())
-    storage.u_rows[meta.u_page, layer, meta.u_row] = coeffs.to(storage.dtype)
+    # In the storage dtype: the GEMM accumulates in float32 and the row is stored in it anyway.
+    storage.u_rows[meta.u_page, layer, meta.u_row] = torch.einsum("bhd,bhrd->br", k_pre, basis)
 
     scores = ops.score_chunks_paged(q, storage.head_rows, meta.lm_pages, meta.n_chunks,
                                     state.outliers[meta.slots, layer], layer, meta.max_chunks)
@@ -35,7 +35,4 @@ def select_and_fetch(layer: int, q: torch.Tensor, k_pre: torch.Tensor, meta: Spa
     ops.rebuild_keys(storage.u_rows, storage.head_rows, storage.kv, tables, fetch, inv_freq,
                      layer, cfg.chunk_size, cfg.rank)
     ops.gather_values(storage.values, storage.kv, tables, fetch, layer, cfg.chunk_size)
-    chunk_bytes = cfg.chunk_size * q.shape[-1] * storage.dtype.itemsize
-    counts = torch.stack([hits.view(rows, heads).sum(1).long(),
-                          (fetch >= 0).sum((1, 2)) * chunk_bytes], dim=1)
-    state.counters.index_add_(0, meta.slots, counts)
+    state.hits.index_add_(0, meta.slots, hits.view(rows, heads).sum(1, dtype=torch.long))

@@ -19,14 +19,13 @@ class SparseDecodeState:
                                    device=device)
         self.outliers = torch.full(rows + (max(1, cfg.outlier_chunks),), -1, dtype=torch.int32,
                                    device=device)
-        self.counters = torch.zeros(num_slots + 1, 2, dtype=torch.long, device=device)  # hits, bytes
+        self.hits = torch.zeros(num_slots + 1, dtype=torch.long, device=device)
 
     def reset(self, slot: int) -> None:
         self.resident[slot] = -1
         self.outliers[slot] = -1
-        self.counters[slot] = 0
+        self.hits[slot] = 0
 
-    def read_counters(self, slot: int) -> tuple[int, int]:
-        """(chunk hits, value bytes fetched) of the slot so far; reads the device."""
-        hits, fetched = self.counters[slot].tolist()
-        return hits, fetched
+    def read_hits(self, slot: int) -> int:
+        """Chunk hits of the slot so far; reads the device."""
+        return int(self.hits[slot])
