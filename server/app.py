@@ -4,6 +4,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
@@ -22,13 +23,24 @@ from .state import ServerState
 logger = logging.getLogger("shadowkv.server")
 
 
-async def _load_engine(state: ServerState):
-    # In a worker thread: loading weights takes seconds to minutes, and meanwhile the event loop
-    # keeps answering /health with 503 so orchestrators see "starting", not "down".
+async def _start_engine(state: ServerState):
+    """One engine in a worker thread, or the replicas' router: loading weights takes seconds to
+    minutes, and meanwhile the event loop keeps answering /health with 503 so orchestrators see
+    "starting", not "down"."""
+    options = state.options
+    if options.distributed_backend == "ray":  # Ray is imported only here
+        from shadowkv_engine.distributed.router import ReplicaRouter
+
+        return await ReplicaRouter.start(state.config, options.data_parallel_size,
+                                         options.ray_address)
     from shadowkv_engine.engine.async_engine import AsyncEngine
 
+    return await asyncio.to_thread(AsyncEngine, state.config)
+
+
+async def _load_engine(state: ServerState):
     try:
-        state.engine = await asyncio.to_thread(AsyncEngine, state.config)
+        state.engine = await _start_engine(state)
     except Exception:
         logger.exception("could not load the engine for %s", state.config.model)
         state.phase = "failed"
@@ -40,6 +52,13 @@ async def _load_engine(state: ServerState):
 
 class Health(BaseModel):
     status: str
+
+
+class ReplicatedHealth(Health):
+    """With --data-parallel-size: "ready" when every replica is, "degraded" (still HTTP 200)
+    while some are down or restarting; each replica's state: ready, down or starting."""
+
+    replicas: dict[str, str]
 
 
 def build_app(config: EngineConfig, engine=None,
@@ -76,7 +95,15 @@ def build_app(config: EngineConfig, engine=None,
     async def health():
         if state.status != "ready":
             return error_response(503, f"Service unavailable: {state.status}.")
-        return Health(status="ready")
+        replicas = state.replica_states()
+        if replicas is None:
+            return Health(status="ready")
+        if "ready" not in replicas.values():
+            return error_response(503, "Service unavailable: no engine replica is ready "
+                                       f"(replicas: {replicas}).")
+        degraded = any(s != "ready" for s in replicas.values())
+        body = ReplicatedHealth(status="degraded" if degraded else "ready", replicas=replicas)
+        return JSONResponse(body.model_dump())
 
     @app.get("/v1/models", responses={503: {"model": ErrorResponse}})
     async def models():

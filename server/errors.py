@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shadowkv_engine.distributed import NoReplicaReadyError, ReplicaDiedError  # no Ray import
 from shadowkv_engine.errors import EngineDeadError, InvalidRequestError, QueueFullError
 
 logger = logging.getLogger("shadowkv.server")
@@ -130,13 +131,25 @@ def install_error_handlers(app: FastAPI):
         logger.error("engine is dead: %s", clip(exc))
         return error_response(500, "The engine stopped on an internal error; see the server log.")
 
+    # Data-parallel replicas (the most specific class's handler wins over EngineDeadError's).
+    @app.exception_handler(ReplicaDiedError)
+    async def replica_died(request: Request, exc: ReplicaDiedError):
+        return error_response(500, str(exc))
+
+    @app.exception_handler(NoReplicaReadyError)
+    async def no_replica_ready(request: Request, exc: NoReplicaReadyError):
+        return error_response(503, f"Service unavailable: {exc}")
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
         return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
-def internal_error_message(request_id: str | None) -> str:
-    """What a client learns of an unexpected failure: nothing internal, an id to report."""
+def internal_error_message(request_id: str | None, exc: BaseException | None = None) -> str:
+    """What a client learns of an unexpected failure: nothing internal, an id to report; or,
+    when a replica died, the router's own words saying so."""
+    if isinstance(exc, ReplicaDiedError):
+        return str(exc)
     reference = f" (request {request_id})" if request_id else ""
     return f"Internal server error{reference}; the details are in the server log."
 

@@ -18,7 +18,10 @@ E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 4
 
 
 class EngineStatsCollector:
-    """Turns one `EngineStats` snapshot into metric families at each scrape."""
+    """Turns `EngineStats` snapshots into metric families at each scrape: one engine's, or, behind
+    a data-parallel router, one sample per replica under the same names with a `replica` label
+    (a replica that is down has no samples; one that restarted counts again from zero, which
+    Prometheus reads as a counter reset)."""
 
     def __init__(self, state, model_name: str):
         self.state = state
@@ -28,48 +31,71 @@ class EngineStatsCollector:
         engine = self.state.engine
         if engine is None:  # still loading: nothing to report yet
             return
-        stats = engine.stats()
-        labels = [self.model_name]
+        replica_stats = getattr(engine, "replica_stats", None)
+        if replica_stats is None:
+            label_names, snapshots = ["model_name"], [([self.model_name], engine.stats())]
+        else:
+            label_names = ["model_name", "replica"]
+            snapshots = [([self.model_name, replica], stats)
+                         for replica, stats in replica_stats().items() if stats is not None]
+
+        def family(kind, name, doc, value):
+            metric = kind(name, doc, labels=label_names)
+            for labels, stats in snapshots:
+                metric.add_metric(labels, value(stats))
+            return metric
 
         def gauge(name, doc, value):
-            family = GaugeMetricFamily(name, doc, labels=["model_name"])
-            family.add_metric(labels, value)
-            return family
+            return family(GaugeMetricFamily, name, doc, value)
 
         def counter(name, doc, value):
-            family = CounterMetricFamily(name, doc, labels=["model_name"])
-            family.add_metric(labels, value)
-            return family
+            return family(CounterMetricFamily, name, doc, value)
 
         yield gauge("vllm:num_requests_running", "Requests in the running batch.",
-                    stats.num_running)
+                    lambda s: s.num_running)
         yield gauge("vllm:num_requests_waiting", "Requests waiting to be scheduled.",
-                    stats.num_waiting)
+                    lambda s: s.num_waiting)
         yield gauge("vllm:kv_cache_usage_perc", "Fraction of GPU KV blocks in use (0-1).",
-                    stats.gpu_usage)
+                    lambda s: s.gpu_usage)
         # The pre-V1 name of the same gauge, still used by many dashboards.
         yield gauge("vllm:gpu_cache_usage_perc", "Fraction of GPU KV blocks in use (0-1).",
-                    stats.gpu_usage)
+                    lambda s: s.gpu_usage)
         yield gauge("shadowkv:cpu_kv_usage_perc",
                     "Fraction of the CPU value pool (offloaded ShadowKV values) in use (0-1).",
-                    stats.cpu_usage)
+                    lambda s: s.cpu_usage)
         yield gauge("shadowkv:hit_rate",
                     "Fraction of selected chunks already resident on the GPU, since start.",
-                    stats.shadowkv_hit_rate)
+                    lambda s: s.shadowkv_hit_rate)
         yield counter("vllm:prompt_tokens", "Prompt tokens processed (prefill).",
-                      stats.prompt_tokens_total)
+                      lambda s: s.prompt_tokens_total)
         yield counter("vllm:generation_tokens", "Tokens generated.",
-                      stats.generation_tokens_total)
+                      lambda s: s.generation_tokens_total)
         yield counter("vllm:num_preemptions", "Preemptions (recompute) of running requests.",
-                      stats.num_preemptions_total)
+                      lambda s: s.num_preemptions_total)
         yield counter("shadowkv:cpu_bytes_fetched", "Value bytes gathered from the CPU store.",
-                      stats.cpu_bytes_fetched_total)
+                      lambda s: s.cpu_bytes_fetched_total)
         yield counter("shadowkv:chunks_selected",
                       "Chunk selections over all decode steps (sequences x layers x KV heads).",
-                      stats.shadowkv_chunks_selected_total)
+                      lambda s: s.shadowkv_chunks_selected_total)
         yield counter("shadowkv:chunk_hits",
                       "Selected chunks already on the GPU from the step before (no fetch).",
-                      stats.shadowkv_chunk_hits_total)
+                      lambda s: s.shadowkv_chunk_hits_total)
+        if replica_stats is not None:
+            yield from self._replicas(engine)
+
+    def _replicas(self, router):
+        up = GaugeMetricFamily("shadowkv:replica_up",
+                               "1 while the replica takes requests, 0 while down or starting.",
+                               labels=["model_name", "replica"])
+        for replica, state in router.replica_states().items():
+            up.add_metric([self.model_name, replica], 1.0 if state == "ready" else 0.0)
+        yield up
+        routed = CounterMetricFamily("shadowkv:replica_requests",
+                                     "Engine requests the router sent to the replica (over its "
+                                     "restarts).", labels=["model_name", "replica"])
+        for replica, count in router.replica_requests().items():
+            routed.add_metric([self.model_name, replica], count)
+        yield routed
 
 
 class ServerMetrics:

@@ -39,6 +39,11 @@ class ServerState:
             return "failed"
         return self.phase
 
+    def replica_states(self) -> dict[str, str] | None:
+        """Each replica's state behind a data-parallel router; None for one in-process engine."""
+        states = getattr(self.engine, "replica_states", None)
+        return states() if states is not None else None
+
     def ready_engine(self):
         """The engine, if this server takes new requests now; else a 503 for the caller."""
         if self.status != "ready":

@@ -83,7 +83,7 @@ async def stream_events(chunks: AsyncIterator[dict], request_id: str) -> AsyncIt
             yield sse(chunk)
     except Exception as exc:  # the status line is gone; the event is the only way to tell
         log_internal_error(exc, request_id)
-        yield sse(error_body(500, internal_error_message(request_id)))
+        yield sse(error_body(500, internal_error_message(request_id, exc)))
     finally:
         await chunks.aclose()
     yield DONE

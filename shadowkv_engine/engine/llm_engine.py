@@ -82,9 +82,9 @@ class LLMEngine:
     # ---- requests --------------------------------------------------------------------------
     def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams,
                     arrival_time: float | None = None, queue_limit: int | None = None) -> None:
-        """Validates and queues a request. queue_limit: refuse it (QueueFullError) when that
-        many sequences already wait beyond the free batch slots; checked after validation, so
-        bad input still gets its own error."""
+        """Validates and queues a request. queue_limit: refuse it (QueueFullError) when its
+        sequences would make more than that many wait beyond the free batch slots (0: never
+        queue); checked after validation, so bad input still gets its own error."""
         if request_id in self.requests:
             raise InvalidRequestError(f"request id {request_id!r} is already in use")
         text, token_ids = self._tokenize(prompt)
@@ -98,7 +98,8 @@ class LLMEngine:
         sequences = [self._new_sequence(request_id, i, token_ids, params, max_tokens, arrival)
                      for i in range(params.n)]
         self.blocks.check_fits(sequences[0])
-        if queue_limit is not None and self.scheduler.num_queued_beyond_capacity() >= queue_limit:
+        if (queue_limit is not None
+                and self.scheduler.num_queued_beyond_capacity(params.n) > queue_limit):
             raise QueueFullError(f"the request queue is full ({len(self.scheduler.waiting)} "
                                  "waiting); retry later")
         self.requests[request_id] = Request(request_id, text, token_ids, sequences, arrival)

@@ -49,10 +49,11 @@ class Scheduler:
             self.waiting.remove(seq)
         self.blocks.release(seq)
 
-    def num_queued_beyond_capacity(self) -> int:
-        """Waiting sequences that the free batch slots (max_num_seqs) will not take at once."""
+    def num_queued_beyond_capacity(self, extra: int = 0) -> int:
+        """Waiting sequences (and `extra` about to join them) that the free batch slots
+        (max_num_seqs) will not take at once."""
         free_slots = max(0, self.max_num_seqs - len(self.running))
-        return max(0, len(self.waiting) - free_slots)
+        return max(0, len(self.waiting) + extra - free_slots)
 
     def _tokens_wanted(self, seq: Sequence, budget: int) -> int:
         kv = seq.kv

@@ -157,3 +157,17 @@ def test_a_failing_sampling_step_fails_its_requests_not_the_engine(model_path, m
 
     outputs, dead = run(main())
     assert not dead and len(outputs[-1].outputs[0].token_ids) == 4
+
+
+def test_a_queue_limit_of_zero_means_never_queue(model_path):
+    async def main():
+        engine = async_engine(model_path, max_num_seqs=1, max_queued_requests=0)
+        params = SamplingParams(max_tokens=300, ignore_eos=True)
+        running = engine.generate("first", params, "a")
+        await running.__anext__()  # takes the only batch slot
+        with pytest.raises(QueueFullError):
+            await engine.generate("second", params, "b").__anext__()
+        await running.aclose()
+        await engine.shutdown()
+
+    run(main())
