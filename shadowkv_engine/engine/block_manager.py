@@ -111,9 +111,16 @@ class BlockManager:
         steady_gpu, cpu = self.steady_pages(max_len, compressed)
         if not compressed:
             return steady_gpu, cpu
-        prefill = -(-prompt_len // self.layout.block_size)
-        compress = ShadowKV.pages_to_compress(prompt_len, self.shadowkv, self.layout)[0]
-        return max(prefill + sum(compress.values()), steady_gpu), cpu
+        return max(self._prefill_pages(prompt_len, True)[0], steady_gpu), cpu
+
+    def _prefill_pages(self, num_tokens: int, compressed: bool) -> tuple[int, int]:
+        """(GPU, CPU) pages a prefill of num_tokens holds at its end: its dense pages, plus the
+        compressed store made from them when it compresses."""
+        dense = -(-num_tokens // self.layout.block_size)
+        if not compressed:
+            return dense, 0
+        gpu, cpu = ShadowKV.pages_to_compress(num_tokens, self.shadowkv, self.layout)
+        return dense + sum(gpu.values()), cpu
 
     def steady_pages(self, max_len: int, compressed: bool) -> tuple[int, int]:
         """(GPU, CPU) pages of a sequence of max_len tokens after its prefill."""
@@ -169,11 +176,8 @@ class BlockManager:
         """True when the pages for the rest of this sequence's prefill are free now."""
         if not self.free_slots:
             return False
-        target = self.compress_at(seq) or len(seq.token_ids)
-        gpu, cpu = -(-target // self.layout.block_size), 0
-        if self.compress_at(seq) is not None:
-            compress_gpu, cpu = ShadowKV.pages_to_compress(target, self.shadowkv, self.layout)
-            gpu += sum(compress_gpu.values())
+        compress_at = self.compress_at(seq)
+        gpu, cpu = self._prefill_pages(compress_at or len(seq.token_ids), compress_at is not None)
         return gpu <= self.gpu_pool.num_free and cpu <= self.cpu_pool.num_free
 
     def allocate(self, seq: Sequence, num_new: int) -> bool:

@@ -268,7 +268,7 @@ class LLMEngine:
         self.sampler.release(seq.seq_id)
 
     def _fail(self, request: Request) -> None:
-        request.error = "the engine failed while processing this request's output"
+        request.error = "the engine failed while producing this request's next token"
         for seq in request.sequences:
             if not seq.finished:
                 self._finish(seq, "error", None)

@@ -34,7 +34,7 @@ def compress(caches: list[SequenceKV], rotary: RotaryEmbedding,
             k_pre = undo_rope(keys.float().transpose(0, 1), cos[:n], sin[:n]).flatten(1)
             factors.append(k_pre)
             compressed = store.tail_start
-            _store_chunks(store, layer, keys[:, :compressed], values[:, :compressed], 0)
+            _store_chunks(store, layer, keys[:, :compressed], values[:, :compressed])
             _keep_outliers(store, state, kv.slot, layer, keys[:, :compressed],
                            values[:, :compressed])
         grams = torch.stack([k_pre.T @ k_pre for k_pre in factors])
@@ -104,14 +104,12 @@ def _write_head_rows(store: ShadowKV, pages: torch.Tensor, layer: int, start: in
         rows.transpose(0, 1).to(view.dtype))
 
 
-def _store_chunks(store: ShadowKV, layer: int, keys: torch.Tensor, values: torch.Tensor,
-                  first_chunk: int) -> None:
-    """Landmarks and offloaded values of whole chunks; keys/values [H, n*C, D]."""
+def _store_chunks(store: ShadowKV, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+    """Landmarks and offloaded values of the prompt's chunks; keys/values [H, n*C, D]."""
     c, heads, dim = store.cfg.chunk_size, keys.shape[0], keys.shape[2]
     landmarks = keys.float().view(heads, -1, c, dim).mean(dim=2)
-    _write_head_rows(store, store.lm_pages.tensor(), layer, first_chunk, landmarks)
-    start = first_chunk * c
-    positions = torch.arange(start, start + values.shape[1], device=keys.device)
+    _write_head_rows(store, store.lm_pages.tensor(), layer, 0, landmarks)
+    positions = torch.arange(values.shape[1], device=keys.device)
     pages = store.cpu_pages.tensor()[positions // store.block_size]
     ops.offload_values(store.storage.values, values.transpose(0, 1), pages,
                        positions % store.block_size, layer)

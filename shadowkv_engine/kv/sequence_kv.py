@@ -21,18 +21,18 @@ class Growth:
     """Pages the next step of a sequence allocates."""
     tail: int = 0  # exact token pages
     u: int = 0  # coefficient pages of new tokens (compressed sequences)
-    lm: int = 0  # landmark page of a folded chunk
-    cpu: int = 0  # CPU value page of a folded chunk
+    fold_lm: int = 0  # landmark page of a folded chunk
+    fold_cpu: int = 0  # CPU value page of a folded chunk
     compress_gpu: int = 0  # the compressed store made at the end of this step's prefill
     compress_cpu: int = 0
 
     @property
     def gpu(self) -> int:
-        return self.tail + self.u + self.lm + self.compress_gpu
+        return self.tail + self.u + self.fold_lm + self.compress_gpu
 
     @property
     def cpu_pages(self) -> int:
-        return self.cpu + self.compress_cpu
+        return self.fold_cpu + self.compress_cpu
 
 
 class SequenceKV:
@@ -63,7 +63,7 @@ class SequenceKV:
         tail = self.tokens.pages_needed(num_new)
         if self.shadow is not None:
             u, lm, cpu = self.shadow.growth(num_new)
-            return Growth(tail=tail, u=u, lm=lm, cpu=cpu)
+            return Growth(tail=tail, u=u, fold_lm=lm, fold_cpu=cpu)
         if self.compresses_after(num_new):
             gpu, cpu = ShadowKV.pages_to_compress(self.compress_at, self.shadowkv_config,
                                                   self.storage.layout)
@@ -73,7 +73,7 @@ class SequenceKV:
     def grow(self, growth: Growth) -> None:
         self.tokens.reserve(growth.tail)
         if self.shadow is not None:
-            self.shadow.grow(growth.u, growth.lm, growth.cpu)
+            self.shadow.grow(growth.u, growth.fold_lm, growth.fold_cpu)
         elif growth.compress_gpu or growth.compress_cpu:
             self.pending = ShadowKV(self.storage, self.gpu_pool, self.cpu_pool,
                                     self.shadowkv_config, self.tokens, self.compress_at)

@@ -112,7 +112,3 @@ def to_device(values: np.ndarray, device: torch.device) -> torch.Tensor:
         return tensor.clone()
     return tensor.pin_memory().to(device, non_blocking=True)
 
-
-def index_tensor(values: list[int], device: torch.device) -> torch.Tensor:
-    """A small int64 tensor of page ids or indices on `device`."""
-    return to_device(np.asarray(values, dtype=np.int64), device)

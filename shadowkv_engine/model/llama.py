@@ -58,7 +58,7 @@ class Attention(nn.Module):
         qkv = self.qkv_proj(x).view(t, hq + 2 * hk, self.head_dim)
         k_pre, v = qkv[:, hq:hq + hk], qkv[:, hq + hk:]
         qk = apply_rope(qkv[:, :hq + hk], cos, sin)  # q and k rotated together
-        q, k = qk[:, :hq].contiguous(), qk[:, hq:]
+        q, k = qk[:, :hq].contiguous(), qk[:, hq:]  # the attention kernels take q as [T, H, D]
         out = attention.attend(self.layer, q, k_pre, k, v)
         return self.o_proj(out.reshape(t, hq * self.head_dim))
 
