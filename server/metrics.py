@@ -109,6 +109,9 @@ class ServerMetrics:
         self.e2e = Histogram("vllm:e2e_request_latency_seconds",
                              "Time from request arrival to its last token.",
                              ["model_name"], buckets=E2E_BUCKETS, registry=self.registry)
+        self.queue = Histogram("vllm:request_queue_time_seconds",
+                               "Time from request arrival to its first engine step.",
+                               ["model_name"], buckets=E2E_BUCKETS, registry=self.registry)
         self.success = Counter("vllm:request_success", "Requests that finished in the engine.",
                                ["model_name", "finished_reason"], registry=self.registry)
 
@@ -117,6 +120,10 @@ class ServerMetrics:
 
     def observe_finished(self, output: RequestOutput, seconds: float):
         self.e2e.labels(self.model_name).observe(seconds)
+        timing = output.metrics
+        if timing is not None and timing.first_scheduled_time is not None:
+            self.queue.labels(self.model_name).observe(
+                max(0.0, timing.first_scheduled_time - timing.arrival_time))
         # One count per choice: vLLM runs each of the n choices as its own request.
         for choice in output.outputs:
             self.success.labels(self.model_name, choice.finish_reason).inc()

@@ -10,7 +10,8 @@ VLLM_GAUGES = ["vllm:num_requests_running", "vllm:num_requests_waiting",
 SHADOWKV_GAUGES = ["shadowkv:cpu_kv_usage_perc", "shadowkv:hit_rate"]
 COUNTERS = ["vllm:prompt_tokens", "vllm:generation_tokens", "vllm:num_preemptions",
             "vllm:request_success", "shadowkv:cpu_bytes_fetched"]
-HISTOGRAMS = ["vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds"]
+HISTOGRAMS = ["vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds",
+              "vllm:request_queue_time_seconds"]
 
 
 def test_health_and_version(base_url):
@@ -46,4 +47,7 @@ def test_metrics_use_vllm_names_and_count_requests(base_url, client):
     assert grew("vllm:request_success_total") == 1
     assert grew("vllm:time_to_first_token_seconds_count") == 1
     assert grew("vllm:e2e_request_latency_seconds_count") == 1
+    assert grew("vllm:request_queue_time_seconds_count") == 1  # what `bench serve` reads
+    assert 0 <= grew("vllm:request_queue_time_seconds_sum") <= grew(
+        "vllm:e2e_request_latency_seconds_sum")
     assert after["vllm:num_requests_running"] == 0
