@@ -82,13 +82,13 @@ left() { echo $(( DEADLINE - $(now) )); }
 elapsed() { echo "[$(now) s] $*"; }
 smaller() { [ "$1" -lt "$2" ] && echo "$1" || echo "$2"; }
 pack() {  # everything so far into $out, so a run cut short still brings its results back
-  tar -czf "$out/serve_results.tgz.tmp" -C "$work" --exclude=shape . 2> /dev/null \
-    && mv "$out/serve_results.tgz.tmp" "$out/serve_results.tgz"
+  tar -czf "$work.tgz" -C "$work" --exclude=shape . 2> /dev/null \
+    && mv "$work.tgz" "$out/serve_results.tgz"
 }
 
 # --- packages, extension, flashinfer cache -------------------------------------------------
-if [ "${INSTALL_WHEELS:-1}" = 1 ] && ls .whl/*.whl .whl_serve/*.whl > /dev/null 2>&1; then
-  wheels=$(ls .whl/*.whl .whl_serve/*.whl 2> /dev/null)
+wheels=$(ls .whl/*.whl .whl_serve/*.whl 2> /dev/null)
+if [ "${INSTALL_WHEELS:-1}" = 1 ] && [ -n "$wheels" ]; then
   # shellcheck disable=SC2086
   timeout 180 $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site $wheels || { echo "wheel install failed"; exit 1; }
