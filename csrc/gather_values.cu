@@ -7,10 +7,6 @@
 // needs many reads in flight; each lane issues all its loads of a chunk before its first store,
 // and a grid of 16 blocks of 8 warps per SM keeps ~100 KiB outstanding (tools/bench_pcie_hbm.cu
 // reached 50.6 GB/s on 2 KiB chunks this way).
-//
-// That grid holds every SM's warp slots until the fetch ends. When other work should run beside
-// the fetch (the two halves of a batch overlapping one's fetch with the other's compute), the
-// caller caps the grid (`max_blocks`) so that the fetch keeps a few SMs and leaves the rest free.
 #include <cuda_runtime.h>
 
 #include "launchers.h"
@@ -88,7 +84,7 @@ cudaError_t launch_gather_values(const GatherArgs& a, cudaStream_t stream) {
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
   const int64_t needed = (items + kThreads / 32 - 1) / (kThreads / 32);
-  const int64_t limit = a.max_blocks > 0 ? int64_t(a.max_blocks) : int64_t(sms) * 16;
+  const int64_t limit = int64_t(sms) * 16;
   const int blocks = static_cast<int>(needed < limit ? needed : limit);
   gather_kernel<<<blocks, kThreads, 0, stream>>>(a);
   return cudaGetLastError();

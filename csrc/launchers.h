@@ -44,7 +44,6 @@ struct GatherArgs {
   int64_t kv_page_stride, kv_head_stride, kv_row_stride;
   int row_bytes;  // head_dim * itemsize, a multiple of 16
   int itemsize;
-  int max_blocks;  // grid cap; 0 = fill every SM (see launch_gather_values)
   SlotTables t;
 };
 cudaError_t launch_gather_values(const GatherArgs& args, cudaStream_t stream);

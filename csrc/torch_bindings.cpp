@@ -132,10 +132,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> plan_chunk_reuse(const at::Tensor
 
 void gather_values(const at::Tensor& store, at::Tensor kv, const at::Tensor& store_pages,
                    const at::Tensor& slot_pages, const at::Tensor& row_offset,
-                   const at::Tensor& fetch, int64_t layer, int64_t chunk_size,
-                   int64_t max_blocks) {
+                   const at::Tensor& fetch, int64_t layer, int64_t chunk_size) {
   check_kv(kv, layer);
-  TORCH_CHECK(max_blocks >= 0, "max_blocks must be >= 0 (0: fill the GPU), got ", max_blocks);
   const c10::cuda::CUDAGuard guard(kv.device());
   TORCH_CHECK(store.device().is_cpu() && store.is_pinned() && store.dim() == 5,
               "store must be a pinned CPU tensor [pages, L, H, block_size, D]");
@@ -165,7 +163,6 @@ void gather_values(const at::Tensor& store, at::Tensor kv, const at::Tensor& sto
   a.kv_row_stride = kv.stride(4);
   a.row_bytes = static_cast<int>(kv.size(5) * item);
   a.itemsize = static_cast<int>(item);
-  a.max_blocks = static_cast<int>(max_blocks);
   check_launch(launch_gather_values(a, c10::cuda::getCurrentCUDAStream()), "gather_values");
 }
 
@@ -362,7 +359,7 @@ void offload_values(at::Tensor store, const at::Tensor& values, const at::Tensor
 TORCH_LIBRARY(shadowkv, m) {
   m.def("plan_chunk_reuse(Tensor resident, Tensor selected) -> (Tensor, Tensor, Tensor)");
   m.def("gather_values(Tensor store, Tensor(a!) kv, Tensor store_pages, Tensor slot_pages, "
-        "Tensor row_offset, Tensor fetch, int layer, int chunk_size, int max_blocks=0) -> ()");
+        "Tensor row_offset, Tensor fetch, int layer, int chunk_size) -> ()");
   m.def("rebuild_keys(Tensor u_rows, Tensor basis, Tensor(a!) kv, Tensor u_pages, "
         "Tensor basis_pages, Tensor slot_pages, Tensor row_offset, Tensor fetch, "
         "Tensor inv_freq, int layer, int chunk_size, int rank) -> ()");

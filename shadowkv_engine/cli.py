@@ -11,8 +11,7 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-from .config import (ATTENTION_BACKENDS, ATTENTION_MODES, DTYPES, TWO_BATCH_OVERLAP, EngineConfig,
-                     ShadowKVConfig)
+from .config import ATTENTION_BACKENDS, ATTENTION_MODES, DTYPES, EngineConfig, ShadowKVConfig
 from .errors import InvalidRequestError
 
 logger = logging.getLogger("shadowkv")
@@ -37,8 +36,6 @@ ENGINE_FLAG_HELP = {
     "attention_backend": "attention kernels: flashinfer (GPU), torch, or auto (flashinfer where "
                          "it is installed and the model runs on CUDA)",
     "enforce_eager": "never capture CUDA graphs of the decode step",
-    "two_batch_overlap": "decode as two halves whose PCIe value fetches overlap each other's "
-                         "compute: auto (ShadowKV on CUDA), on, off",
 }
 SHADOWKV_FLAG_HELP = {
     "rank": "SVD rank of the pre-RoPE keys; None: the paper's 160 per 1024 key channels",
@@ -48,8 +45,7 @@ SHADOWKV_FLAG_HELP = {
     "local_chunks": "most recent chunks kept exact",
     "min_context_len": "sequences shorter than this stay dense",
 }
-CHOICES = {"attention": ATTENTION_MODES, "dtype": DTYPES, "attention_backend": ATTENTION_BACKENDS,
-           "two_batch_overlap": TWO_BATCH_OVERLAP}
+CHOICES = {"attention": ATTENTION_MODES, "dtype": DTYPES, "attention_backend": ATTENTION_BACKENDS}
 
 
 def _flag(name: str) -> str:

@@ -75,7 +75,6 @@ class ShadowKVConfig:
 ATTENTION_MODES = ("dense", "shadowkv")
 ATTENTION_BACKENDS = ("auto", "flashinfer", "torch")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-TWO_BATCH_OVERLAP = ("auto", "on", "off")
 
 
 @dataclass
@@ -112,9 +111,6 @@ class EngineConfig:
     attention_backend: str = "auto"
     # True: never capture CUDA graphs for the decode step (debugging, A/B comparisons).
     enforce_eager: bool = False
-    # Run decode steps as two halves whose PCIe value fetches overlap each other's compute
-    # (engine/two_batch_overlap.py): "auto" (ShadowKV on CUDA), "on", "off".
-    two_batch_overlap: str = "auto"
 
     def __post_init__(self):
         if isinstance(self.shadowkv, dict):
@@ -133,10 +129,6 @@ class EngineConfig:
             raise InvalidRequestError(
                 f"attention_backend must be one of {ATTENTION_BACKENDS}, got "
                 f"{self.attention_backend!r}", param="attention_backend")
-        if self.two_batch_overlap not in TWO_BATCH_OVERLAP:
-            raise InvalidRequestError(
-                f"two_batch_overlap must be one of {TWO_BATCH_OVERLAP}, got "
-                f"{self.two_batch_overlap!r}", param="two_batch_overlap")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {DTYPES}, got {self.dtype!r}",
                                       param="dtype")

@@ -39,7 +39,7 @@ COMPRESS_FROM = 1024  # shadowkv.min_context_len: shorter prompts stay dense
 
 
 def build_llm(path: Path, args, attention: str, max_seqs: int, cpu_gb: float,
-              enforce_eager: bool, overlap: str = "auto") -> LLM:
+              enforce_eager: bool) -> LLM:
     on_gpu = args.device != "cpu"
     limit = json.loads((path / "config.json").read_text())["max_position_embeddings"]
     max_len = min(limit, max(args.context) + decode_tokens(max_seqs, max(args.context), args))
@@ -48,7 +48,7 @@ def build_llm(path: Path, args, attention: str, max_seqs: int, cpu_gb: float,
                load_format=args.load_format, max_model_len=max_len, max_num_seqs=max_seqs,
                max_num_batched_tokens=MAX_BATCHED_TOKENS, gpu_memory_utilization=0.92,
                cpu_offload_gb=cpu_gb, enforce_eager=enforce_eager,
-               attention_backend=args.attention_backend, two_batch_overlap=overlap,
+               attention_backend=args.attention_backend,
                shadowkv={"sparse_budget": args.budget, "min_context_len": COMPRESS_FROM})
 
 
@@ -82,17 +82,13 @@ def add_equivalent_bandwidth(row: dict, shape: ModelShape, args, itemsize: int):
     row["equivalent_gbs"] = kv / (row["step_ms"] / 1e3) / 1e9
 
 
-def run_mode(path, args, mode, shape, itemsize, hbm_bps, cpu_gb,
-             overlap: str = "auto") -> tuple[list, dict]:
-    """All contexts and batches of one attention mode on one engine; (rows, largest batches).
-    overlap: the engine's two_batch_overlap setting."""
+def run_mode(path, args, mode, shape, itemsize, hbm_bps, cpu_gb) -> tuple[list, dict]:
+    """All contexts and batches of one attention mode on one engine; (rows, largest batches)."""
     numeric = [b for b in args.batches if b != "max"]
     max_seqs = args.max_num_seqs if "max" in args.batches else max(numeric)
     llm = build_llm(path, args, mode, max_seqs, cpu_gb if mode == "shadowkv" else 0.0,
-                    args.enforce_eager, overlap)
+                    args.enforce_eager)
     engine = llm.engine
-    overlapped = engine.runner.overlap is not None
-    name = mode_name(mode, overlap, args)
     sparse = SparseSettings.of(engine.config.shadowkv) if mode == "shadowkv" else None
     page = shape.layers * shape.kv_heads * engine.config.block_size * shape.head_dim * itemsize
     pinned_gib = engine.blocks.cpu_pool.num_pages * page / GIB
@@ -106,8 +102,7 @@ def run_mode(path, args, mode, shape, itemsize, hbm_bps, cpu_gb,
                       f"{report.fmt(largest[context])})", flush=True)
                 continue
             row = run_batch(engine, batch, context, args)
-            row.update(mode=name, label=str(label), two_batch_overlap=overlapped,
-                       pinned_cpu_gib=pinned_gib,
+            row.update(mode=mode, label=str(label), pinned_cpu_gib=pinned_gib,
                        largest_batch=largest[context], max_num_seqs=max_seqs,
                        kv_in_use_gib=row["gpu_kv_pages_used"] * 2 * page / GIB)
             add_roofline(row, mode, shape, sparse, args, itemsize, hbm_bps)
@@ -122,24 +117,16 @@ def run_mode(path, args, mode, shape, itemsize, hbm_bps, cpu_gb,
     del llm, engine
     free_memory()
     if hidden:
-        profile_eager(path, args, mode, cpu_gb, hidden, overlap)
+        profile_eager(path, args, mode, cpu_gb, hidden)
     return rows, largest
 
 
-def mode_name(mode: str, overlap: str, args) -> str:
-    """How rows are labelled: the mode, with its two-batch-overlap setting where ShadowKV runs
-    under several (--two-batch-overlap auto off: 'shadowkv' and 'shadowkv (overlap off)')."""
-    if mode != "shadowkv" or overlap == args.two_batch_overlap[0]:
-        return mode
-    return f"shadowkv (overlap {overlap})"
-
-
-def profile_eager(path, args, mode: str, cpu_gb: float, rows: list[dict], overlap: str):
+def profile_eager(path, args, mode: str, cpu_gb: float, rows: list[dict]):
     """Profiles the rows again on an engine without CUDA graphs, whose replays hid the kernels."""
     print(f"    {mode}: the profiler saw graph launches but no kernels inside them (CUDA graph "
           "replays); profiling again on an engine with enforce_eager=True", flush=True)
     llm = build_llm(path, args, mode, max(r["batch"] for r in rows),
-                    cpu_gb if mode == "shadowkv" else 0.0, True, overlap)
+                    cpu_gb if mode == "shadowkv" else 0.0, True)
     for row in rows:
         row["profile_eager"] = run_batch(llm.engine, row["batch"], row["context"], args,
                                          timed=False)["profile"]
@@ -169,10 +156,6 @@ def add_throughput_args(parser: argparse.ArgumentParser):
     parser.add_argument("--attention-backend", default="auto",
                         choices=["auto", "flashinfer", "torch"])
     parser.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
-    parser.add_argument("--two-batch-overlap", nargs="+", default=["auto"],
-                        choices=["auto", "on", "off"],
-                        help="ShadowKV's two_batch_overlap; several values run ShadowKV once "
-                             "per value (the first is the 'shadowkv' row)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--max-num-seqs", type=int, default=64,
                         help="engine batch cap when 'max' is in --batches")
@@ -233,10 +216,9 @@ def run(args: argparse.Namespace) -> int:
     print(report.format_meta(meta), flush=True)
     rows, largest = [], {}
     for mode in args.attention:
-        for overlap in args.two_batch_overlap if mode == "shadowkv" else ["auto"]:
-            mode_rows, largest[mode_name(mode, overlap, args)] = run_mode(
-                path, args, mode, shape, itemsize, meta["hbm_gbs"] * 1e9, cpu_gb, overlap)
-            rows += mode_rows
+        mode_rows, largest[mode] = run_mode(path, args, mode, shape, itemsize,
+                                            meta["hbm_gbs"] * 1e9, cpu_gb)
+        rows += mode_rows
     peers = []
     if args.peer == "hf":
         dtype = torch.float32 if args.device == "cpu" else torch.bfloat16

@@ -36,7 +36,6 @@ def run_meta(args) -> dict:
             "model": args.model, "shape": args.shape, "load_format": args.load_format,
             "layers": args.layers, "budget": args.budget,
             "enforce_eager": args.enforce_eager, "attention_backend": args.attention_backend,
-            "two_batch_overlap": args.two_batch_overlap,
             "pcie_gbs": args.pcie_gbs}
 
 
@@ -149,12 +148,6 @@ def summary(meta, rows, largest, peers, projections, args) -> str:
                 f"{fmt(hf.get((context, first['batch'])), '.1f'):>9} "
                 f"{fmt(versus_hf(dense), '.2f'):>8} {fmt(versus_hf(skv), '.2f'):>7} "
                 f"{equivalent:>21}")
-            for mode in [m for m in cell if m not in ("dense", "shadowkv")]:
-                variant = cell[mode]
-                lines.append(f"{'':<12} {mode}: {tps(variant)} at batch {variant['batch']}, "
-                             f"hit rate {fmt(variant['hit_rate'], '.3f')}"
-                             + (f", shadowkv / this: {skv['decode_tok_s'] / variant['decode_tok_s']:.2f}"
-                                if skv else ""))
         pinned = max((r["pinned_cpu_gib"] for r in rows if r["mode"] == "shadowkv"), default=None)
         cap = max((r["max_num_seqs"] for r in rows), default=None)
         lines.append(f"largest batch that fits: dense {fmt(largest.get('dense', {}).get(context))}"

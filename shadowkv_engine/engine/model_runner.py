@@ -17,7 +17,6 @@ from ..model.loader import load_weights
 from .block_manager import BlockManager
 from .cuda_graphs import DecodeGraphs, chunk_bucket
 from .scheduler import ScheduledBatch
-from .two_batch_overlap import TwoBatchOverlap, overlap_enabled, split
 
 logger = logging.getLogger(__name__)
 
@@ -95,58 +94,33 @@ class ModelRunner:
                                                       self.dtype)
 
     def bind_kv(self, blocks: BlockManager) -> None:
-        """Attaches the KV memory: metadata staging, the attention backend, decode graphs, and
-        for two-batch overlap a second set of staging and backend for the second half."""
+        """Attaches the KV memory: metadata staging, the attention backend, decode graphs."""
         self.blocks = blocks
         self.storage = blocks.storage
         self.shadowkv = blocks.shadowkv
         use_graphs = (self.device.type == "cuda" and self.backend_name == "flashinfer"
                       and not self.config.enforce_eager)
-        self.graphs = DecodeGraphs(self.config.max_num_seqs, self._step) if use_graphs else None
+        self.graphs = DecodeGraphs(self.config.max_num_seqs, self._forward) if use_graphs else None
         max_rows = self.graphs.sizes[-1] if self.graphs else self.config.max_num_seqs
         self.builder = StepMetadataBuilder(self.config, self.storage, self.max_model_len, max_rows)
-        self.backend = self._make_backend(len(self.builder.decode_indices.host), prefill=True)
-        self.overlap = None
-        if overlap_enabled(self.config.two_batch_overlap, self.config.attention, self.device):
-            self.overlap = TwoBatchOverlap(self.model, self.device)
-            # The first half uses the main builder and backend; the second gets its own.
-            half_rows = max_rows - split(max_rows)
-            self.half_builder = StepMetadataBuilder(self.config, self.storage, self.max_model_len,
-                                                    max(1, half_rows))
-            self.half_backend = self._make_backend(len(self.half_builder.decode_indices.host),
-                                                   prefill=False)
-        logger.info("attention backend %s, decode CUDA graphs %s, two-batch overlap %s",
-                    self.backend_name, "on" if self.graphs else "off",
-                    "on" if self.overlap else "off")
-
-    def _make_backend(self, max_indices: int, prefill: bool):
         window = self.model_config.sliding_window
         if self.backend_name == "flashinfer":
-            return FlashInferAttention(self.storage, self.model_config.num_heads, window,
-                                       max_indices, prefill=prefill)
-        return TorchAttention(self.storage, window)
-
-    def _attention(self, meta: StepMetadata, backend, turn=None) -> StepAttention:
-        return StepAttention(meta, self.storage, backend, self.blocks.sparse_state,
-                             self.shadowkv, self.model.rotary.inv_freq, turn)
+            self.backend = FlashInferAttention(self.storage, self.model_config.num_heads, window,
+                                               len(self.builder.decode_indices.host))
+        else:
+            self.backend = TorchAttention(self.storage, window)
+        logger.info("attention backend %s, decode CUDA graphs %s", self.backend_name,
+                    "on" if self.graphs else "off")
 
     def _forward(self, meta: StepMetadata) -> torch.Tensor:
         """The model over the step's tokens; logits of its decode rows ([rows, vocab], float32)
         when it is a decode-only step, else the final hidden states of every token."""
-        hidden = self.model(meta.input_ids, meta.positions, self._attention(meta, self.backend))
+        attention = StepAttention(meta, self.storage, self.backend, self.blocks.sparse_state,
+                                  self.shadowkv, self.model.rotary.inv_freq)
+        hidden = self.model(meta.input_ids, meta.positions, attention)
         if meta.prefill is None:
             return self.model.compute_logits(hidden)
         return hidden
-
-    def _step(self, meta: StepMetadata | tuple[StepMetadata, StepMetadata]) -> torch.Tensor:
-        """One step on its metadata, or on a pair of metadata: the two halves of an overlapped
-        decode step (decode-only, logits of both halves' rows in order)."""
-        if isinstance(meta, StepMetadata):
-            return self._forward(meta)
-        turns = self.overlap.turns()
-        return self.overlap.logits([
-            (m.input_ids, m.positions, self._attention(m, backend, turn))
-            for m, backend, turn in zip(meta, (self.backend, self.half_backend), turns)])
 
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch, sample_rows: list[int]) -> torch.Tensor:
@@ -182,25 +156,9 @@ class ModelRunner:
         return self.blocks.sparse_state.dummy_slot if self.blocks.sparse_state else 0
 
     def _run_eager(self, decode, prefill) -> torch.Tensor:
-        if self.overlap is not None and not prefill and len(decode) >= 2:
-            meta = self._build_halves(decode, len(decode), None)
-            self._begin_halves(meta, None)
-        else:
-            meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot)
-            self.backend.begin_step(meta)
-        return self._step(meta)
-
-    def _build_halves(self, decode, padded: int, bucket):
-        """The metadata of both halves: the first split(padded) rows, then the rest and the
-        padding (see two_batch_overlap.py)."""
-        h = split(padded)
-        return (self.builder.build(decode[:h], [], h, self._dummy_slot, bucket),
-                self.half_builder.build(decode[h:], [], padded - h, self._dummy_slot, bucket))
-
-    def _begin_halves(self, halves, graph_batch: int | None) -> None:
-        first, second = halves
-        self.backend.begin_step(first, None if graph_batch is None else first.num_decode)
-        self.half_backend.begin_step(second, None if graph_batch is None else second.num_decode)
+        meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot)
+        self.backend.begin_step(meta)
+        return self._forward(meta)
 
     def _replay(self, decode, padded: int) -> torch.Tensor:
         """A decode-only step from its CUDA graph, captured on first use (on padded rows only)."""
@@ -211,23 +169,12 @@ class ModelRunner:
         def bucket(_):
             return width
 
-        halves = self.overlap is not None and padded >= 2
-
-        def build(rows):
-            if halves:
-                return self._build_halves(rows, padded, bucket)
-            return self.builder.build(rows, [], padded, self._dummy_slot, bucket)
-
-        def begin(meta):
-            if halves:
-                self._begin_halves(meta, padded)
-            else:
-                self.backend.begin_step(meta, graph_batch=padded)
-
         if not self.graphs.captured(key):
-            self.graphs.capture(key, build([]), begin)
-        meta = build(decode)
-        begin(meta)
+            dummy_meta = self.builder.build([], [], padded, self._dummy_slot, bucket)
+            self.graphs.capture(key, dummy_meta,
+                                lambda m: self.backend.begin_step(m, graph_batch=padded))
+        meta = self.builder.build(decode, [], padded, self._dummy_slot, bucket)
+        self.backend.begin_step(meta, graph_batch=padded)
         return self.graphs.replay(key)
 
     def _end_step(self, batch: ScheduledBatch, decode: list[DecodeRow]) -> None:

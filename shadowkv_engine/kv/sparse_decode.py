@@ -9,7 +9,6 @@ import torch
 
 from .. import ops
 from ..config import ShadowKVConfig
-from .fetch_turns import HalfTurn
 from .sparse_state import SparseDecodeState
 from .step_metadata import SparseTables
 from .storage import KVStorage
@@ -17,10 +16,8 @@ from .storage import KVStorage
 
 def select_and_fetch(layer: int, q: torch.Tensor, k_pre: torch.Tensor, meta: SparseTables,
                      storage: KVStorage, state: SparseDecodeState, inv_freq: torch.Tensor,
-                     cfg: ShadowKVConfig, turn: HalfTurn | None = None) -> None:
-    """q: [B, Hq, D] post-RoPE queries, k_pre: [B, H, D] pre-RoPE keys of the decode rows.
-    turn: the rows are one half of an overlapped step; their value fetch waits its turn on the
-    link (kv/fetch_turns.py)."""
+                     cfg: ShadowKVConfig) -> None:
+    """q: [B, Hq, D] post-RoPE queries, k_pre: [B, H, D] pre-RoPE keys of the decode rows."""
     rows, heads = q.shape[0], k_pre.shape[1]
     k = cfg.budget_chunks
     tables = meta.tables
@@ -37,11 +34,5 @@ def select_and_fetch(layer: int, q: torch.Tensor, k_pre: torch.Tensor, meta: Spa
     fetch = fetch.view(rows, heads, k)
     ops.rebuild_keys(storage.u_rows, storage.head_rows, storage.kv, tables, fetch, inv_freq,
                      layer, cfg.chunk_size, cfg.rank)
-    if turn is None:
-        ops.gather_values(storage.values, storage.kv, tables, fetch, layer, cfg.chunk_size)
-    else:
-        turn.before_fetch(layer)
-        ops.gather_values(storage.values, storage.kv, tables, fetch, layer, cfg.chunk_size,
-                          turn.max_blocks)
-        turn.after_fetch(layer)
+    ops.gather_values(storage.values, storage.kv, tables, fetch, layer, cfg.chunk_size)
     state.hits.index_add_(0, meta.slots, hits.view(rows, heads).sum(1, dtype=torch.long))

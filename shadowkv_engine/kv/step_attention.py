@@ -3,7 +3,6 @@ ShadowKV selection for the decode rows, and attend (decode rows and prefill chun
 import torch
 
 from ..config import ShadowKVConfig
-from .fetch_turns import HalfTurn
 from .sparse_decode import select_and_fetch
 from .sparse_state import SparseDecodeState
 from .step_metadata import StepMetadata
@@ -13,11 +12,9 @@ from .storage import KVStorage
 class StepAttention:
     def __init__(self, meta: StepMetadata, storage: KVStorage, backend,
                  sparse_state: SparseDecodeState | None, shadowkv: ShadowKVConfig | None,
-                 inv_freq: torch.Tensor, turn: HalfTurn | None = None):
-        """turn: the step is one half of an overlapped step (engine/two_batch_overlap.py)."""
+                 inv_freq: torch.Tensor):
         self.meta, self.storage, self.backend = meta, storage, backend
         self.sparse_state, self.shadowkv, self.inv_freq = sparse_state, shadowkv, inv_freq
-        self.turn = turn
 
     def attend(self, layer: int, q: torch.Tensor, k_pre: torch.Tensor, k: torch.Tensor,
                v: torch.Tensor) -> torch.Tensor:
@@ -30,7 +27,7 @@ class StepAttention:
         if rows:
             if meta.sparse is not None:
                 select_and_fetch(layer, q[:rows], k_pre[:rows], meta.sparse, self.storage,
-                                 self.sparse_state, self.inv_freq, self.shadowkv, self.turn)
+                                 self.sparse_state, self.inv_freq, self.shadowkv)
             outputs.append(self.backend.decode(layer, q[:rows]))
         if meta.prefill is not None:
             outputs.append(self.backend.prefill(layer, q[rows:]))

@@ -118,18 +118,12 @@ class LlamaForCausalLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
                 attention: StepAttention) -> torch.Tensor:
         """Returns the final hidden states [T, hidden] (normed); logits via `compute_logits`."""
-        x, cos, sin = self.embed(input_ids, positions)
+        x = self.model.embed_tokens(input_ids)
+        cos, sin = self.rotary.cos_sin(positions, x.dtype)
+        sin = signed_sin(sin)
         for layer in self.model.layers:
             x = layer(x, cos, sin, attention)
         return self.model.norm(x)
-
-    def embed(self, input_ids: torch.Tensor, positions: torch.Tensor):
-        """The first layer's input and the tokens' RoPE tables: (x, cos, signed sin). `forward`
-        in pieces (embed, each of `model.layers`, `model.norm`) lets a caller interleave two
-        batches layer by layer (engine/two_batch_overlap.py)."""
-        x = self.model.embed_tokens(input_ids)
-        cos, sin = self.rotary.cos_sin(positions, x.dtype)
-        return x, cos, signed_sin(sin)
 
     @torch.inference_mode()
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -10,14 +10,13 @@ from .paged import PagedTables
 
 
 def gather_values(store: torch.Tensor, kv: torch.Tensor, tables: PagedTables, fetch: torch.Tensor,
-                  layer: int, chunk_size: int, max_blocks: int = 0) -> None:
+                  layer: int, chunk_size: int) -> None:
     """store: [Pc, L, H, bs, D] value store (pinned host memory on CUDA); kv: [Pg, L, 2, H, bs, D]
     GPU pages; fetch: int32 [B, H, K] chunk id per slot or -1. Writes kv[..., 1, ...] rows
-    row_offset + slot*C + i with the values of tokens chunk*C + i. max_blocks caps the CUDA
-    kernel's grid (0: as many as fill the GPU), to leave SMs to work running beside it."""
+    row_offset + slot*C + i with the values of tokens chunk*C + i."""
     if use_cuda_op(kv, fetch) and store.is_pinned():
         torch.ops.shadowkv.gather_values(store, kv, tables.store_pages, tables.slot_pages,
-                                         tables.row_offset, fetch, layer, chunk_size, max_blocks)
+                                         tables.row_offset, fetch, layer, chunk_size)
         return
     gather_values_torch(store, kv, tables, fetch, layer, chunk_size)
 

@@ -54,18 +54,3 @@ def test_the_command_imports_neither_transformers_nor_matplotlib():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert result.stdout.split() == ["False", "False"], result.stderr
-
-
-def test_shadowkv_under_several_overlap_settings_in_one_run(tmp_path, capsys):
-    out = tmp_path / "results.json"
-    assert main(["bench", "throughput", "--shape", "tiny", "--device", "cpu", "--context", "1100",
-                 "--batches", "2", "--new-tokens", "2", "--warmup", "1", "--budget", "64",
-                 "--attention", "shadowkv", "--two-batch-overlap", "on", "off",
-                 "--out", str(out)]) == 0
-    results = json.loads(out.read_text())
-    rows = {r["mode"]: r for r in results["rows"]}
-    assert set(rows) == {"shadowkv", "shadowkv (overlap off)"}
-    assert rows["shadowkv"]["two_batch_overlap"] is True
-    assert rows["shadowkv (overlap off)"]["two_batch_overlap"] is False
-    assert results["meta"]["two_batch_overlap"] == ["on", "off"]
-    assert "shadowkv (overlap off):" in capsys.readouterr().out

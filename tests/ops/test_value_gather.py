@@ -48,17 +48,3 @@ def test_cuda_gather_chunks_that_straddle_pages():
                         case.layer, case.chunk_size)
     gather_values(case.store, case.kv, case.tables, case.fetch, case.layer, case.chunk_size)
     torch.testing.assert_close(case.arena, want, rtol=0, atol=0, equal_nan=True)
-
-
-@needs_cuda_ops
-@pytest.mark.parametrize("max_blocks", [1, 3, 64])
-def test_cuda_gather_with_a_capped_grid_moves_every_chunk(max_blocks):
-    """A capped grid (the overlapped decode's) strides over all chunks: none is left behind."""
-    case = make_case(batch=4, heads=2, head_dim=128, chunk_size=8, budget=512, rank=16,
-                     dtype=torch.bfloat16, device="cuda", seed=7, pin=True)
-    want = case.arena.clone()
-    gather_values_torch(case.store, case.layout.kv_view(want), case.tables, case.fetch,
-                        case.layer, case.chunk_size)
-    gather_values(case.store, case.kv, case.tables, case.fetch, case.layer, case.chunk_size,
-                  max_blocks=max_blocks)
-    torch.testing.assert_close(case.arena, want, rtol=0, atol=0, equal_nan=True)
