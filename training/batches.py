@@ -31,9 +31,9 @@ def make_batch(seed: int, index: int, length: int, batch_size: int) -> tuple[np.
 
 class BatchFeeder:
     def __init__(self, tokenizer: Tokenizer, seed: int, batch_tokens: int, workers: int,
-                 prefetch: int | None = None):
+                 prefetch: int | None = None, start: int = 0):
         self.seed, self.batch_tokens = seed, batch_tokens
-        self._index = 0
+        self._index = start  # a resumed run starts at the batch after its last step's
         self._queue: deque = deque()
         self._prefetch = prefetch if prefetch is not None else 2 * workers
         if workers > 0:

@@ -1,19 +1,19 @@
 """Training sequences: chats over one long context, many questions each, loss on the answers.
 
-Two kinds of sequence, drawn at random:
-- eval-shaped: one task of shadowkv_engine.eval.tasks exactly as the evaluation renders it (one
-  question), with training seeds, so every eval prompt shape is seen in training;
-- multi-fact: a haystack holding several facts (a pass key, magic-number needles, a multi-value
-  key, a variable chain) followed by a question about each, one chat turn per question. Many
-  questions per sequence give the dense answer signal that made retrieval learnable in minutes
-  (../shared/reference/training_probe.md, run 4).
+Three kinds of sequence, drawn at random (MIX):
+- eval-shaped: one classic task of shadowkv_engine.eval.tasks exactly as the evaluation renders
+  it (one question), with training seeds, so every classic eval prompt shape is seen in training;
+- multi-fact: a classic haystack holding several facts (a pass key, magic-number needles, a
+  multi-value key, a variable chain) followed by a question about each, one chat turn per
+  question. Many questions per sequence give the dense answer signal that made retrieval
+  learnable in minutes (../shared/reference/training_probe.md, run 4);
+- layout: facts of mixed kinds in varied layouts from the train pools (layout_documents.py), so
+  the model generalises over what a user varies; the held-out pools are never drawn.
 Each sequence is rendered through the chat template, tokenized once, and cut into per-token masks:
 `loss` marks the assistant's answers (and their end-of-turn token), `kind` marks the answer items
 themselves by task, for accuracy logging and the curriculum.
 """
 import random
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,50 +24,19 @@ from shadowkv_engine.eval import words
 from shadowkv_engine.eval.haystack import Haystack
 from shadowkv_engine.eval.tasks import EVAL_SEED_OFFSET, NUMBER, TASKS, VARIABLE, hide
 
-from .tokenizer import BOS, EOT, END_OF_TEXT_ID, header
+from .conversation import KINDS, RETRIEVAL_KINDS, Conversation, Turn  # noqa: F401 (re-exported)
+from .layout_documents import layout_conversation
+from .tokenizer import END_OF_TEXT_ID
 
-# Answer-item kinds in the `kind` mask (0: not an answer item).
-KINDS = {"passkey": 1, "niah": 2, "multiquery": 3, "multivalue": 4, "vt": 5, "fwe": 6}
-RETRIEVAL_KINDS = (1, 2)  # single-answer retrieval: what the curriculum waits for
+# Shares of the training stream. The classic kinds keep the classic layouts (the README's example)
+# exact; most sequences vary the layout.
+MIX = {"eval_shaped": 0.15, "multi_fact": 0.25, "layout": 0.6}
 
 EVAL_SHAPED_WEIGHTS = {"passkey": 3, "niah_single": 3, "niah_single_prose": 2, "niah_multikey": 2,
                        "niah_multikey_needle": 2, "niah_multivalue": 1, "niah_multiquery": 1,
                        "vt": 1, "fwe": 1}
 TASK_KIND = {"passkey": "passkey", "niah_multivalue": "multivalue", "niah_multiquery": "multiquery",
              "vt": "vt", "fwe": "fwe"}  # other tasks: "niah"
-
-
-@dataclass(frozen=True)
-class Turn:
-    question: str
-    prefix: str  # start of the answer: the needle's own words
-    answer: str  # the rest of the answer, after the prefix
-    kind: str
-    pattern: str  # regex of the answer items inside `answer`
-
-
-@dataclass(frozen=True)
-class Conversation:
-    context: Callable[[int], str]  # haystack size -> context text
-    preamble: str
-    turns: list[Turn]
-
-    def render(self, n: int) -> tuple[str, list[tuple[int, int, int]]]:
-        """The chat text at haystack size n, and spans (start, end, code): code 0 marks a whole
-        answer (loss), a positive code marks an answer item of that kind."""
-        parts = [BOS]
-        spans = []
-        for i, turn in enumerate(self.turns):
-            user = t.user_message(self.preamble, self.context(n), turn.question) if i == 0 else turn.question
-            parts += [header("user"), user, EOT, header("assistant")]
-            start = sum(map(len, parts))
-            answer = turn.prefix + turn.answer
-            for match in re.finditer(turn.pattern, turn.answer):
-                offset = start + len(turn.prefix)
-                spans.append((offset + match.start(), offset + match.end(), KINDS[turn.kind]))
-            parts += [answer, EOT]
-            spans.append((start, start + len(answer) + len(EOT), 0))
-        return "".join(parts), spans
 
 
 def eval_shaped(rng: random.Random, label: str) -> Conversation:
@@ -174,11 +143,20 @@ def training_sequence(tokenizer: Tokenizer, length: int, seed: int, index: int) 
     for attempt in range(100):
         label = f"train/{seed}/{length}/{index}/{attempt}"
         rng = random.Random(label)
-        conversation = eval_shaped(rng, label) if rng.random() < 0.25 else multi_fact(rng, label, length)
-        sequence = tokenize(conversation, tokenizer, length)
+        sequence = tokenize(conversation(rng, label, length), tokenizer, length)
         if sequence is not None:
             return sequence
     raise ValueError(f"no training sequence fits in {length} tokens")
+
+
+def conversation(rng: random.Random, label: str, length: int) -> Conversation:
+    """One conversation of the MIX, drawn by `rng`."""
+    draw = rng.random()
+    if draw < MIX["eval_shaped"]:
+        return eval_shaped(rng, label)
+    if draw < MIX["eval_shaped"] + MIX["multi_fact"]:
+        return multi_fact(rng, label, length)
+    return layout_conversation(rng, label, length)
 
 
 def tokenizer_corpus(seed: int, count: int) -> list[str]:
@@ -187,6 +165,7 @@ def tokenizer_corpus(seed: int, count: int) -> list[str]:
     for i in range(count):
         label = f"corpus/{seed}/{i}"
         rng = random.Random(label)
-        conversation = eval_shaped(rng, label) if i % 3 == 0 else multi_fact(rng, label, 8192)
-        texts.append(conversation.render(rng.randint(8, 48))[0])
+        make = (eval_shaped, lambda rng, label: multi_fact(rng, label, 8192),
+                lambda rng, label: layout_conversation(rng, label, 8192))[i % 3]
+        texts.append(make(rng, label).render(rng.randint(8, 48))[0])
     return texts

@@ -2,6 +2,7 @@
 
     python -m training.evaluate_hf --model shadowkv_engine/assets/default_model \
         --tasks passkey,niah_single --lengths 8k --samples 100 --output dense_hf.json
+    python -m training.evaluate_hf --split heldout --answer-mode both --lengths 8k --samples 50
 
 Same samples, scoring, table and JSON as `shadowkv eval`, so the two can be compared cell by cell.
 """
@@ -10,7 +11,7 @@ import datetime
 
 import torch
 
-from shadowkv_engine.eval.cli import DEFAULT_TASKS, git_commit, parse_tasks
+from shadowkv_engine.eval.cli import add_task_args, answer_modes, git_commit, parse_tasks
 from shadowkv_engine.eval.runner import evaluate, format_table, write_json
 from shadowkv_engine.eval.tasks import parse_length
 
@@ -20,17 +21,17 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def run_hf_eval(model, tokenizer, tasks: list[str], lengths: list[int], samples: int,
-                progress: bool = True):
+                progress: bool = True, split: str = "classic", modes: tuple[str, ...] = ("prefixed",)):
     eos = model.generation_config.eos_token_id
     stop = [eos] if isinstance(eos, int) else list(eos or [])
     return evaluate(greedy_generator(model, tokenizer, stop), tokenizer, tasks, lengths, samples,
-                    progress=progress)
+                    progress=progress, split=split, modes=modes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="shadowkv_engine/assets/default_model")
-    parser.add_argument("--tasks", default=DEFAULT_TASKS)
+    add_task_args(parser)
     parser.add_argument("--lengths", default="4k")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -40,7 +41,8 @@ def main() -> None:
 
     model, tokenizer = load(args.model, args.device, DTYPES[args.dtype])
     lengths = [parse_length(x) for x in args.lengths.split(",")]
-    results = run_hf_eval(model, tokenizer, parse_tasks(args.tasks), lengths, args.samples)
+    results = run_hf_eval(model, tokenizer, parse_tasks(args.tasks, args.split), lengths,
+                          args.samples, split=args.split, modes=answer_modes(args.answer_mode))
     print(format_table(results))
     if args.output:
         write_json(args.output, results, {

@@ -4,18 +4,25 @@
     python -m training.train_long_context --smoke --out /tmp/smoke                     # CPU, seconds
 
 Steps: train a byte-level BPE on generated task text; train a Llama-architecture model (GQA, RoPE,
-head dim 128) on chats over synthetic long contexts with the loss on the answers, lengths growing
-from 256 tokens to the trained length (curriculum.py); export a Hugging Face checkpoint in bf16;
-measure full-attention accuracy with plain transformers (evaluate_hf.py) and the key spectra
-(key_spectra.py). The run stops on a wall-clock budget (the GPU lease is short) or a step count;
-data, initialisation and evaluation are seeded, but GPU kernels and the time budget make the
-final weights differ from run to run.
+head dim 128) on chats over synthetic long contexts (classic layouts and varied layouts from the
+train pools of shadowkv_engine/eval/layouts.py) with the loss on the answers, lengths growing
+from 256 to 32768 tokens (curriculum.py); export a Hugging Face checkpoint in bf16; measure
+full-attention accuracy with plain transformers (evaluate_hf.py), held-out layouts first, and
+the key spectra (key_spectra.py). The run stops on a wall-clock budget (the GPU lease is short)
+or a step count; data, initialisation and evaluation are seeded, but GPU kernels and the time
+budget make the final weights differ from run to run.
+
+A run longer than one command may last: `--state FILE --stop-after SECONDS` trains at most that
+long, saves everything a run needs (weights, optimizer, curriculum, step, tokenizer) to FILE and
+exits; the same command again resumes there, and the invocation that spends the time budget
+exports and evaluates (docs/accuracy.md, "Retraining").
 """
 import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers are forked after BPE training
 
 import argparse
+import dataclasses
 import datetime
 import json
 import time
@@ -25,23 +32,41 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from tokenizers import Tokenizer
+
 from .batches import BatchFeeder
 from .curriculum import Curriculum
 from .documents import KINDS, RETRIEVAL_KINDS, tokenizer_corpus
 from .tokenizer import BOS_ID, END_OF_TEXT_ID, EOT_ID, save_tokenizer, train_tokenizer
 
+HEADLINE_TASKS = ("passkey", "niah_single")
+# Eval grid after the headline cells, in this order of (split, answer mode) at each length.
+GRID_LAYOUTS = (("heldout", "prefixed"), ("train", "free"), ("classic", "free"), ("classic", "prefixed"))
+
 PRESETS = {
     # ~10.5M parameters, 21 MB in bf16; the shape of training_probe.md's run 4 with a smaller MLP
     # so the checkpoint stays under 25 MB.
+    # Lengths to 32K: ShadowKV's budget is a real selection problem only there (2048 of 32K).
+    # Time budget and eval deadline fit one 10-minute command on a GPU machine, start-up included.
     "full": dict(layers=4, hidden=512, heads=4, kv_heads=2, head_dim=128, intermediate=1024,
-                 vocab_size=1024, lengths="256,512,1024,2048,4096,8192", batch_tokens=32768,
-                 max_position_embeddings=32768, corpus_docs=3000, time_budget=400.0, max_steps=0,
-                 workers=max(1, (os.cpu_count() or 2) - 2), eval_samples=100, grid_samples=20,
-                 grid_lengths="8192,16384,4096,2048", grid_tasks="all", spectra_tasks="niah_single_prose,passkey"),
+                 vocab_size=1024, lengths="256,512,1024,2048,4096,8192,16384,32768",
+                 batch_tokens=32768, max_position_embeddings=32768, corpus_docs=3000,
+                 time_budget=420.0, deadline=540.0, max_steps=0,
+                 workers=max(1, (os.cpu_count() or 2) - 2),
+                 eval_samples=25, eval_lengths="8192,32768", grid_samples=20,
+                 grid_lengths="8192,32768,16384,4096", grid_tasks="all",
+                 spectra_tasks="niah_single_prose,passkey"),
     "smoke": dict(layers=2, hidden=64, heads=2, kv_heads=1, head_dim=32, intermediate=128,
                   vocab_size=384, lengths="192,256", batch_tokens=1024, max_position_embeddings=1024,
-                  corpus_docs=200, time_budget=0.0, max_steps=12, workers=0, eval_samples=2,
-                  grid_samples=1, grid_lengths="512", grid_tasks="passkey,vt", spectra_tasks="niah_single_prose"),
+                  corpus_docs=200, time_budget=0.0, deadline=0.0, max_steps=12, workers=0,
+                  eval_samples=1, eval_lengths="512", grid_samples=1, grid_lengths="512",
+                  grid_tasks="passkey,vt", spectra_tasks="niah_single_prose"),
+}
+PRESET_HELP = {
+    "time_budget": "seconds of training in the whole run, resumes included (0: --max-steps only)",
+    "deadline": "seconds from this invocation's start after which the eval grid stops (0: none; "
+                "the headline cells always run)",
+    "eval_lengths": "lengths of the headline eval (held-out layouts, free answers)",
 }
 
 
@@ -57,16 +82,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--rope-theta", type=float, default=500000.0)
-    p.add_argument("--deadline", type=float, default=0.0,
-                   help="seconds from start after which remaining eval cells are skipped (0: none)")
+    p.add_argument("--state", help="training state file: resumed from if it exists, written when "
+                                   "this invocation stops")
+    p.add_argument("--stop-after", type=float, default=0.0,
+                   help="seconds of training in this invocation before saving --state and exiting "
+                        "(0: train to the end of the budget)")
     for name, default in PRESETS["full"].items():  # preset values unless given
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None)
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None,
+                       help=PRESET_HELP.get(name))
     args = p.parse_args(argv)
     for name, value in PRESETS["smoke" if args.smoke else "full"].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.lengths = [int(x) for x in args.lengths.split(",")]
+    args.eval_lengths = [int(x) for x in args.eval_lengths.split(",")]
     args.grid_lengths = [int(x) for x in args.grid_lengths.split(",")]
+    if args.stop_after and not args.state:
+        p.error("--stop-after needs --state, or the training would be lost")
     if args.smoke:
         args.warmup = min(args.warmup, 4)
     return args
@@ -108,24 +140,33 @@ def lr_factor(step: int, progress: float, warmup: int) -> float:
     return min(1.0, (step + 1) / warmup) * decay
 
 
-def train(args, model, feeder: BatchFeeder, log: Log) -> dict:
+def train(args, model, feeder: BatchFeeder, log: Log, resumed: dict | None = None) -> tuple[dict, dict]:
+    """Train until the budget is spent or --stop-after; (summary, state to resume from)."""
     device = torch.device(args.device)
     optimizer = make_optimizer(model, args)
     curriculum = Curriculum(args.lengths)
+    step, tokens, seconds_before = 0, 0, 0.0
+    if resumed:
+        optimizer.load_state_dict(resumed["optimizer"])
+        curriculum = Curriculum(**resumed["curriculum"])
+        step, tokens, seconds_before = resumed["step"], resumed["tokens"], resumed["seconds"]
     bf16 = device.type == "cuda"
     num_kinds = max(KINDS.values()) + 1
     window = torch.zeros(2, num_kinds, device=device)  # correct, total answer tokens per kind
     log_every, check_every = (1, 1) if args.smoke else (50, 10)
-    start, step, tokens, loss_sum = time.time(), 0, 0, torch.zeros((), device=device)
+    start, loss_sum = time.time(), torch.zeros((), device=device)
     log_window = torch.zeros(2, num_kinds, device=device)
 
     def progress() -> float:
         by_steps = step / args.max_steps if args.max_steps else 0.0
-        by_time = (time.time() - start) / args.time_budget if args.time_budget else 0.0
+        by_time = (seconds_before + time.time() - start) / args.time_budget if args.time_budget else 0.0
         return max(by_steps, by_time)
 
+    def stopping() -> bool:  # at least one step per invocation, so every resume makes progress
+        return bool(args.stop_after) and time.time() - start >= args.stop_after
+
     model.train()
-    while progress() < 1.0:
+    while progress() < 1.0 and not stopping():
         ids, loss_mask, kind = (torch.from_numpy(a).to(device, non_blocking=True)
                                 for a in feeder.next(curriculum.length))
         ids = ids.long()
@@ -160,14 +201,19 @@ def train(args, model, feeder: BatchFeeder, log: Log) -> dict:
             hits, totals = log_window.tolist()
             accuracy = {name: round(hits[code] / totals[code], 3) for name, code in KINDS.items()
                         if totals[code]}
-            elapsed = time.time() - start
+            elapsed = seconds_before + time.time() - start
             log(f"step {step} len {curriculum.length} lr {optimizer.param_groups[0]['lr']:.2e} "
                 f"loss {loss_sum.item() / log_every:.4f} answer-token acc {accuracy} "
                 f"tok/s {tokens / elapsed:,.0f}")
             loss_sum.zero_()
             log_window.zero_()
-    return {"steps": step, "tokens": tokens, "seconds": round(time.time() - start, 1),
-            "final_length": curriculum.length}
+    seconds = seconds_before + time.time() - start
+    summary = {"steps": step, "tokens": tokens, "seconds": round(seconds, 1),
+               "final_length": curriculum.length, "finished": progress() >= 1.0}
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "curriculum": dataclasses.asdict(curriculum), "step": step, "tokens": tokens,
+             "seconds": seconds}
+    return summary, state
 
 
 def export(model, tokenizer, args, summary: dict) -> Path:
@@ -184,10 +230,16 @@ def export(model, tokenizer, args, summary: dict) -> Path:
 
 
 def evaluate_checkpoint(out: Path, args, log: Log, script_start: float) -> None:
-    """Full-attention accuracy (trained length first, then the grid until the deadline) and key
-    spectra; the eval JSON is rewritten after every cell, so a cut-off run keeps what it measured."""
+    """Full-attention accuracy and key spectra; the eval JSON is rewritten after every cell, so a
+    cut-off run keeps what it measured.
+
+    Headline first, always: held-out layouts, free answers, passkey and niah_single at each
+    --eval-lengths (what issue 16 asks the model to do). Then the key spectra, then the grid in
+    order of interest until --deadline: at each --grid-lengths, held-out prefixed, train-split
+    free, then the classic tasks free and prefixed.
+    """
     from shadowkv_engine.eval.runner import format_table, write_json
-    from shadowkv_engine.eval.tasks import TASKS
+    from shadowkv_engine.eval.tasks import LAYOUT_TASKS, TASKS
 
     from .evaluate_hf import run_hf_eval
     from .hf_generate import load
@@ -199,18 +251,20 @@ def evaluate_checkpoint(out: Path, args, log: Log, script_start: float) -> None:
     meta = {"model": str(out), "attention": "dense (transformers SDPA)", "device": args.device,
             "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
             "dtype": str(dtype), "date": datetime.date.today().isoformat(),
-            "samples": f"{args.eval_samples} for passkey and niah_single at the trained length "
-                       f"({trained}), {args.grid_samples} for the rest"}
+            "samples": f"{args.eval_samples} for the headline cells (held-out, free), "
+                       f"{args.grid_samples} for the rest"}
     results = []
 
-    def run_cell(task: str, length: int, samples: int) -> None:
-        results.extend(run_hf_eval(model, tokenizer, [task], [length], samples, progress=False))
+    def run_cell(split: str, mode: str, task: str, length: int, samples: int) -> None:
+        results.extend(run_hf_eval(model, tokenizer, [task], [length], samples, progress=False,
+                                   split=split, modes=(mode,)))
         if args.eval_output:
             write_json(args.eval_output, results, meta)
 
-    for task in ("passkey", "niah_single"):
-        run_cell(task, trained, args.eval_samples)
-    log("full attention (transformers), trained length:\n" + format_table(results))
+    for length in args.eval_lengths:
+        for task in HEADLINE_TASKS:
+            run_cell("heldout", "free", task, length, args.eval_samples)
+    log("full attention (transformers), held-out layouts, free answers:\n" + format_table(results))
 
     spectra = measure(model.float(), tokenizer, args.spectra_tasks.split(","), trained)
     log("key spectra:\n" + format_spectra(spectra))
@@ -219,13 +273,15 @@ def evaluate_checkpoint(out: Path, args, log: Log, script_start: float) -> None:
     model.to(dtype)
 
     headline = len(results)
-    tasks = list(TASKS) if args.grid_tasks == "all" else args.grid_tasks.split(",")
-    # Most informative length first (the trained one): the deadline cuts the tail.
-    for length, task in [(length, task) for length in args.grid_lengths for task in tasks]:
+    classic = list(TASKS) if args.grid_tasks == "all" else args.grid_tasks.split(",")
+    grid = [(split, mode, task, length) for length in args.grid_lengths
+            for split, mode in GRID_LAYOUTS
+            for task in (classic if split == "classic" else LAYOUT_TASKS)]
+    for split, mode, task, length in grid:
         if args.deadline and time.time() - script_start > args.deadline:
-            log(f"deadline reached: eval grid stops before {task} @ {length}")
+            log(f"deadline reached: eval grid stops before {task} ({split}, {mode}) @ {length}")
             break
-        run_cell(task, length, args.grid_samples)
+        run_cell(split, mode, task, length, args.grid_samples)
     if len(results) > headline:
         log("full attention (transformers), grid:\n" + format_table(results[headline:]))
 
@@ -236,16 +292,32 @@ def main(argv=None) -> None:
     script_start = time.time()
     torch.manual_seed(args.seed)
     log(f"args: {vars(args)}")
-    tokenizer = train_tokenizer(tokenizer_corpus(args.seed, args.corpus_docs), args.vocab_size)
+    resumed = None
+    if args.state and Path(args.state).is_file():
+        resumed = torch.load(args.state, map_location=args.device)
+        tokenizer = Tokenizer.from_str(resumed["tokenizer"])
+        log(f"resumed from {args.state} at step {resumed['step']} ({resumed['seconds']:.0f} s trained)")
+    else:
+        tokenizer = train_tokenizer(tokenizer_corpus(args.seed, args.corpus_docs), args.vocab_size)
     log(f"tokenizer: {tokenizer.get_vocab_size()} tokens")
-    feeder = BatchFeeder(tokenizer, args.seed, args.batch_tokens, args.workers)
+    feeder = BatchFeeder(tokenizer, args.seed, args.batch_tokens, args.workers,
+                         start=resumed["step"] if resumed else 0)
     try:
         model = build_model(args, tokenizer.get_vocab_size()).to(args.device)
+        if resumed:
+            model.load_state_dict(resumed["model"])
         log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {args.device}"
             + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-        summary = train(args, model, feeder, log)
+        summary, state = train(args, model, feeder, log, resumed)
     finally:
         feeder.close()
+    if args.state:
+        torch.save(state | {"tokenizer": tokenizer.to_str()}, args.state)
+        log(f"state saved to {args.state}")
+    if not summary.pop("finished"):
+        log(f"stopped after {args.stop_after:.0f} s at step {summary['steps']}: run the same "
+            f"command again to continue")
+        return
     summary |= {"trained_length": args.lengths[-1], "seed": args.seed,
                 "date": datetime.date.today().isoformat()}
     log(f"trained: {summary}")

@@ -9,6 +9,7 @@ generator, in order, and remembers what it drew.
           matters for key spectra (a haystack of five sentences has trivially low-rank keys) and
           stands in for RULER's essay haystack, which would be a download.
 - needle: distractor needles with other keys and values (RULER's needle haystack).
+- every other filler source of fillers.py (lists, code-like text, ...), for the layout splits.
 
 Frequent-word extraction has no sentences: its context is coded words counted by `zipf_counts`.
 """
@@ -16,22 +17,9 @@ import random
 from collections.abc import Iterable
 
 from . import templates, words
+from .fillers import FILLERS
 
-NOISE_SENTENCES = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
-                   "There and back again.")
-
-_PROSE_PATTERNS = (
-    "The {adj} {noun} {verb} the {adj2} {noun2}.",
-    "{name} {verb} the {adj} {noun} near the {noun2}.",
-    "A {adj} {noun} stood beside the {adj2} {noun2} all day.",
-    "{name} and {name2} {adv} {verb} a {adj} {noun}.",
-    "Nobody {verb} the {noun} that {name} had left by the {noun2}.",
-    "Every morning the {adj} {noun} {adv} {verb} the {noun2}.",
-    "In the {adj} {noun2}, {name} {verb} an old {noun}.",
-    "The {noun} was {adj}, and the {noun2} was {adj2}.",
-)
-
-HAYSTACKS = ("noise", "prose", "needle")
+HAYSTACKS = ("needle", *FILLERS)
 
 
 class Haystack:
@@ -51,11 +39,9 @@ class Haystack:
         return self._units[:n]
 
     def _next_unit(self) -> str:
-        if self.kind == "noise":
-            return NOISE_SENTENCES[len(self._units) % len(NOISE_SENTENCES)]
-        if self.kind == "prose":
-            return prose_sentence(self._rng)
-        return self._distractor_needle()
+        if self.kind == "needle":
+            return self._distractor_needle()
+        return FILLERS[self.kind].unit(self._rng, len(self._units))
 
     def _distractor_needle(self) -> str:
         if len(self._used_keys) >= words.NUM_KEYS:
@@ -64,15 +50,6 @@ class Haystack:
             pass
         self._used_keys.add(key)
         return templates.magic_needle(key, words.number(self._rng, 7))
-
-
-def prose_sentence(rng: random.Random) -> str:
-    adj, adj2 = rng.sample(words.ADJECTIVES, 2)
-    noun, noun2 = rng.sample(words.NOUNS, 2)
-    name, name2 = rng.sample(words.NAMES, 2)
-    return rng.choice(_PROSE_PATTERNS).format(
-        adj=adj, adj2=adj2, noun=noun, noun2=noun2, name=name, name2=name2,
-        verb=rng.choice(words.VERBS), adv=rng.choice(words.ADVERBS))
 
 
 def zipf_counts(vocabulary_size: int, total: int, alpha: float = 2.0) -> list[int]:

@@ -3,6 +3,8 @@
 The generator is a plain function (prompt token ids, max new tokens) -> output texts, so the same
 samples and scoring serve our engine (`shadowkv eval`, dense or ShadowKV) and the transformers
 reference used by the training script: their numbers are comparable by construction.
+A cell is (task, length, answer mode) on one split; the table names a cell's split and mode after
+the task when they are not the classic ones ("passkey (heldout, free)").
 """
 import json
 import time
@@ -27,6 +29,7 @@ class SampleRecord:
     output: str
     given: list[str]
     correct: bool
+    layout: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -35,6 +38,22 @@ class CellResult:
     length: int
     seconds: float
     records: list[SampleRecord] = field(default_factory=list)
+    split: str = "classic"
+    mode: str = "prefixed"
+
+    @property
+    def qualifiers(self) -> list[str]:
+        """What sets the cell apart from the classic prefixed one, if anything."""
+        return [x for x, usual in ((self.split, "classic"), (self.mode, "prefixed")) if x != usual]
+
+    @property
+    def label(self) -> str:
+        return f"{self.task} ({', '.join(self.qualifiers)})" if self.qualifiers else self.task
+
+    @property
+    def key(self) -> str:
+        """The cell's name in the JSON summary: 'passkey@4096', 'passkey@4096/heldout/free'."""
+        return "/".join([f"{self.task}@{self.length}", *self.qualifiers])
 
     @property
     def correct(self) -> int:
@@ -46,44 +65,48 @@ class CellResult:
 
 
 def evaluate(generate: Generate, tokenizer: TextTokenizer, tasks: list[str], lengths: list[int],
-             samples: int, batch_size: int = 8, progress: bool = True) -> list[CellResult]:
-    """Accuracy of `generate` on `samples` eval samples per (task, length), seeds fixed."""
+             samples: int, batch_size: int = 8, progress: bool = True, split: str = "classic",
+             modes: tuple[str, ...] = ("prefixed",)) -> list[CellResult]:
+    """Accuracy of `generate` on `samples` eval samples per (task, length, mode), seeds fixed;
+    every mode gets the same samples."""
     results = []
-    with tqdm(total=len(tasks) * len(lengths) * samples, disable=not progress, unit="sample",
-              dynamic_ncols=True) as bar:
+    with tqdm(total=len(tasks) * len(lengths) * len(modes) * samples, disable=not progress,
+              unit="sample", dynamic_ncols=True) as bar:
         for task in tasks:
             for length in lengths:
-                bar.set_description(f"{task} @ {length}")
-                cell = CellResult(task, length, 0.0)
-                start = time.perf_counter()
-                batch_all = eval_samples(task, tokenizer, length, samples)
-                for i in range(0, samples, batch_size):
-                    batch = batch_all[i:i + batch_size]
-                    outputs = generate([s.prompt_token_ids for s in batch], batch[0].max_new_tokens)
-                    cell.records += [_record(s, out) for s, out in zip(batch, outputs, strict=True)]
-                    bar.update(len(batch))
-                cell.seconds = time.perf_counter() - start
-                results.append(cell)
+                for mode in modes:
+                    cell = CellResult(task, length, 0.0, split=split, mode=mode)
+                    bar.set_description(f"{cell.label} @ {length}")
+                    start = time.perf_counter()
+                    batch_all = eval_samples(task, tokenizer, length, samples, split, mode)
+                    for i in range(0, samples, batch_size):
+                        batch = batch_all[i:i + batch_size]
+                        outputs = generate([s.prompt_token_ids for s in batch], batch[0].max_new_tokens)
+                        cell.records += [_record(s, out) for s, out in zip(batch, outputs, strict=True)]
+                        bar.update(len(batch))
+                    cell.seconds = time.perf_counter() - start
+                    results.append(cell)
     return results
 
 
 def _record(sample: Sample, output: str) -> SampleRecord:
     return SampleRecord(sample.seed, sample.num_prompt_tokens, sample.answers, output,
-                        answer_items(output, sample), is_correct(output, sample))
+                        answer_items(output, sample), is_correct(output, sample), sample.layout)
 
 
 def format_table(results: list[CellResult]) -> str:
-    """Accuracy in percent, one row per task, one column per length, and the mean over tasks."""
-    tasks = list(dict.fromkeys(r.task for r in results))
+    """Accuracy in percent, one row per task (and split and mode), one column per length, and the
+    mean over rows."""
+    rows = list(dict.fromkeys(r.label for r in results))
     lengths = sorted({r.length for r in results})
-    cells = {(r.task, r.length): r for r in results}
-    width = max([len("task"), len("mean")] + [len(task) for task in tasks])
+    cells = {(r.label, r.length): r for r in results}
+    width = max([len("task"), len("mean")] + [len(row) for row in rows])
     header = f"{'task':<{width}} | " + " | ".join(f"{_length_label(n):>7}" for n in lengths)
     lines = [header, "-" * len(header)]
-    for task in tasks:
-        row = [f"{100 * cells[task, n].accuracy:6.1f}%" if (task, n) in cells else "      -"
+    for label in rows:
+        row = [f"{100 * cells[label, n].accuracy:6.1f}%" if (label, n) in cells else "      -"
                for n in lengths]
-        lines.append(f"{task:<{width}} | " + " | ".join(row))
+        lines.append(f"{label:<{width}} | " + " | ".join(row))
     means = []
     for n in lengths:
         column = [r.accuracy for r in results if r.length == n]
@@ -95,10 +118,11 @@ def format_table(results: list[CellResult]) -> str:
 def write_json(path: str | Path, results: list[CellResult], meta: dict) -> None:
     data = {
         "meta": meta,
-        "summary": {f"{r.task}@{r.length}": round(r.accuracy, 4) for r in results},
-        "results": [{"task": r.task, "length": r.length, "accuracy": r.accuracy,
-                     "correct": r.correct, "samples": len(r.records), "seconds": round(r.seconds, 2),
-                     "records": [asdict(s) for s in r.records]} for r in results],
+        "summary": {r.key: round(r.accuracy, 4) for r in results},
+        "results": [{"task": r.task, "length": r.length, "split": r.split, "mode": r.mode,
+                     "accuracy": r.accuracy, "correct": r.correct, "samples": len(r.records),
+                     "seconds": round(r.seconds, 2), "records": [asdict(s) for s in r.records]}
+                    for r in results],
     }
     Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 

@@ -1,6 +1,6 @@
 """One evaluation sample, and how a task's text becomes a prompt of an exact token length."""
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -15,12 +15,16 @@ class Sample:
     task: str
     length: int  # target: prompt tokens + max_new_tokens <= length
     seed: int
-    prompt: str  # chat-templated when the tokenizer has a template; ends with the answer prefix
+    prompt: str  # chat-templated when the tokenizer has a template; prefixed: ends with the answer prefix
     prompt_token_ids: list[int]
     answers: list[str]  # every item must be found (exact match; order free for lists)
     answer_pattern: str  # regex that picks answer items out of the model's output
     max_new_tokens: int
     answer_text: str  # what a perfect model writes after the prompt
+    split: str = "classic"  # which layouts: classic, train or heldout (tasks.py)
+    mode: str = "prefixed"  # prefixed: the prompt ends with answer_prefix; free: the model writes it
+    answer_prefix: str = ""  # how a perfect answer starts, up to the answer items
+    layout: dict = field(default_factory=dict)  # the layout's draws (varied layouts only)
 
     @property
     def num_prompt_tokens(self) -> int:

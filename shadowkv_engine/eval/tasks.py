@@ -1,18 +1,27 @@
 """Synthetic long-context tasks (RULER-style, no download) and the samples built from them.
 
 A task draws everything random first (keys, values, depths) from `random.Random` seeded by
-(task, length, seed); the haystack size is then searched so that the prompt plus the answer
+(split, task, length, seed); the haystack size is then searched so that the prompt plus the answer
 budget fills the target length in tokens of the given tokenizer. Evaluation uses seeds from
 EVAL_SEED_OFFSET up; the training script draws below it, so no eval sample is trained on.
+
+Splits: `classic` is each task's one fixed layout (RULER's wording, below); `train` and `heldout`
+draw the layout of passkey, niah_single and niah_multikey from the pools of layouts.py
+(layout_tasks.py), the held-out ones never seen in training.
+Answer modes: `prefixed` ends the prompt with the start of the answer ("The pass key is"), so the
+model only completes the value; `free` ends it at the assistant's turn, so the model writes the
+whole answer, as it would for a user (scoring.py says how a free answer is read).
 """
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from . import templates as t
 from . import words
 from .haystack import Haystack, zipf_counts
+from .layout_tasks import KEY, LAYOUT_TASKS, layout_task  # noqa: F401 (KEY re-exported)
+from .layouts import SPLITS as LAYOUT_SPLITS
+from .problem import Problem, Task, hide  # noqa: F401 (re-exported for the training scripts)
 from .sample import Sample, TextTokenizer, largest_fitting, render_prompt
 
 EVAL_SEED_OFFSET = 10**9
@@ -20,39 +29,8 @@ EVAL_SEED_OFFSET = 10**9
 NUMBER = r"\d+"
 VARIABLE = r"\b[A-Z]{5}\b"
 LOWER_WORD = r"\b[a-z]+\b"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A task instance with its random draws made; only the haystack size is left open."""
-
-    pieces: Callable[[int], list[str]]  # haystack size -> the context's sentences (or words)
-    preamble: str
-    question: str
-    answer_prefix: str
-    answers: list[str]
-    answer_text: str
-
-    def context(self, n: int) -> str:
-        return " ".join(self.pieces(n))
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    description: str
-    max_new_tokens: int
-    answer_pattern: str
-    make: Callable[[random.Random, str], Problem]  # (rng, seed label) -> Problem
-
-
-def hide(units: list[str], needles: list[str], depths: list[float]) -> list[str]:
-    """Insert each needle at its relative depth; needles at the same place keep their order."""
-    pieces = list(units)
-    placed = sorted(zip(depths, range(len(needles)), needles), reverse=True)
-    for depth, _, needle in placed:
-        pieces.insert(round(depth * len(units)), needle)
-    return pieces
+SPLITS = ("classic", *LAYOUT_SPLITS)
+ANSWER_MODES = ("prefixed", "free")
 
 
 def _in_haystack(kind: str, label: str, needles: list[str], depths: list[float],
@@ -142,29 +120,51 @@ TASKS = {task.name: task for task in (
 )}
 
 
-def make_sample(task: str, tokenizer: TextTokenizer, length: int, seed: int) -> Sample:
-    """The sample of `task` for `seed`, as long as fits in `length` tokens with its answer budget."""
+def task_spec(task: str, split: str = "classic") -> Task:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    if split != "classic":
+        return layout_task(task, LAYOUT_SPLITS[split])
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    spec = TASKS[task]
-    label = f"{task}/{length}/{seed}"
+    return TASKS[task]
+
+
+def make_sample(task: str, tokenizer: TextTokenizer, length: int, seed: int, split: str = "classic",
+                mode: str = "prefixed") -> Sample:
+    """The sample of `task` for `seed`, as long as fits in `length` tokens with its answer budget.
+
+    Both answer modes of a seed are the same problem (same draws); only the prompt's end and the
+    answer budget differ.
+    """
+    if mode not in ANSWER_MODES:
+        raise ValueError(f"unknown answer mode {mode!r}; known: {', '.join(ANSWER_MODES)}")
+    spec = task_spec(task, split)
+    # The classic label is unchanged, so classic samples stay those measured in docs/accuracy.md.
+    label = f"{task}/{length}/{seed}" if split == "classic" else f"{split}/{task}/{length}/{seed}"
     problem = spec.make(random.Random(label), label)
+    prefixed = mode == "prefixed"
+    prefix = problem.answer_prefix if prefixed else ""
+    max_new_tokens = spec.max_new_tokens if prefixed else spec.max_new_tokens + len(
+        tokenizer.encode(problem.answer_prefix, add_special_tokens=False))
     rendered: dict[int, tuple[str, list[int]]] = {}
 
     def render(n: int) -> tuple[str, list[int]]:
         if n not in rendered:
             user = t.user_message(problem.preamble, problem.context(n), problem.question)
-            rendered[n] = render_prompt(tokenizer, user, problem.answer_prefix)
+            rendered[n] = render_prompt(tokenizer, user, prefix)
         return rendered[n]
 
-    # Pieces are joined by spaces, which tokenizers do not merge across, so the prompt's length
-    # is close to the fixed text's plus each piece's own count: a guess that is usually exact.
+    # Pieces are joined by a space or a newline, which tokenizers do not merge across, so the
+    # prompt's length is close to the fixed text's plus each piece's own count: a guess that is
+    # usually exact.
     piece_tokens: dict[str, int] = {}
 
     def pieces_tokens(n: int) -> int:
         for piece in (pieces := problem.pieces(n)):
             if piece not in piece_tokens:
-                piece_tokens[piece] = len(tokenizer.encode(" " + piece, add_special_tokens=False))
+                piece_tokens[piece] = len(tokenizer.encode(problem.separator + piece,
+                                                           add_special_tokens=False))
         return sum(piece_tokens[p] for p in pieces)
 
     fixed = len(render(0)[1]) - pieces_tokens(0)  # needles are pieces even at n = 0
@@ -172,15 +172,18 @@ def make_sample(task: str, tokenizer: TextTokenizer, length: int, seed: int) -> 
     def estimate(n: int) -> int:
         return fixed + pieces_tokens(n)
 
-    budget = length - spec.max_new_tokens
+    budget = length - max_new_tokens
     n = largest_fitting(lambda n: len(render(n)[1]), budget, largest_fitting(estimate, budget))
     prompt, ids = render(n)
     return Sample(task, length, seed, prompt, ids, problem.answers, spec.answer_pattern,
-                  spec.max_new_tokens, problem.answer_text)
+                  max_new_tokens, problem.answer_text if prefixed else problem.answer_prefix
+                  + problem.answer_text, split, mode, problem.answer_prefix, problem.layout)
 
 
-def eval_samples(task: str, tokenizer: TextTokenizer, length: int, count: int) -> list[Sample]:
-    return [make_sample(task, tokenizer, length, EVAL_SEED_OFFSET + i) for i in range(count)]
+def eval_samples(task: str, tokenizer: TextTokenizer, length: int, count: int,
+                 split: str = "classic", mode: str = "prefixed") -> list[Sample]:
+    return [make_sample(task, tokenizer, length, EVAL_SEED_OFFSET + i, split, mode)
+            for i in range(count)]
 
 
 def parse_length(text: str) -> int:

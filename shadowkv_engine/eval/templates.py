@@ -81,7 +81,8 @@ def list_answer(items: list[str], separator: str = ", ") -> str:
 
 
 def user_message(preamble: str, context: str, question: str) -> str:
-    return f"{preamble}\n\n{context}\n\n{question}"
+    """The user's turn: instruction, context and question in paragraphs; no instruction, no paragraph."""
+    return "\n\n".join(part for part in (preamble, context, question) if part)
 
 
 def _enumerate(items: list[str]) -> str:

@@ -85,3 +85,32 @@ def coded_words(rng: random.Random, count: int, length: int = 6) -> list[str]:
             seen.add(word)
             words.append(word)
     return words
+
+
+# Open-class words that only the held-out split uses (layouts.py): needle keys, people and the
+# held-out fillers draw from these, so a held-out prompt names things training never saw.
+HELDOUT_ADJECTIVES = (
+    "azure crimson dusty elegant faded fuzzy gloomy graceful hasty hazy idle ivory jagged keen "
+    "lavish lofty marble misty nimble oaken olive patient pearl plush prickly radiant restless "
+    "sandy scarlet shabby sleek snowy sturdy tame tender tidy velvet vivid wary weary"
+).split()
+
+HELDOUT_NOUNS = (
+    "acorn barrel biscuit blossom cactus canoe carousel chimney cobweb cricket dolphin envelope "
+    "ferry fiddle goblet gondola hedgehog igloo jigsaw kayak kite lighthouse lobster mitten "
+    "nutmeg oyster parrot pebble quilt raven sapphire scarf sparrow thimble trumpet volcano "
+    "walnut windmill yacht zebra"
+).split()
+
+HELDOUT_NAMES = (
+    "Aisha Bruno Chloe Dmitri Elena Farid Greta Hugo Ines Jonas Keiko Liam Mira Nikolai Olga "
+    "Pablo Quinn Rosa Stefan Ulla"
+).split()
+
+
+def alphanumeric(rng: random.Random, length: int) -> str:
+    """A short code of capital letters and digits with at least one of each ('K7QX2M')."""
+    while True:
+        code = "".join(rng.choices(string.ascii_uppercase + string.digits, k=length))
+        if any(c.isdigit() for c in code) and any(c.isalpha() for c in code):
+            return code

@@ -1,8 +1,10 @@
 import argparse
 import json
 
+import pytest
+
 from shadowkv_engine.config import ShadowKVConfig
-from shadowkv_engine.eval.cli import add_parser, parse_tasks
+from shadowkv_engine.eval.cli import add_parser, answer_modes, parse_tasks
 from shadowkv_engine.eval.runner import evaluate, format_table, write_json
 from shadowkv_engine.eval.tasks import eval_samples
 
@@ -10,13 +12,14 @@ TASKS = ["passkey", "niah_multivalue"]
 LENGTHS = [1024, 2048]
 
 
-def oracle(tokenizer, samples_per_cell):
+def oracle(tokenizer, samples_per_cell, tasks=TASKS, split="classic", modes=("prefixed",)):
     """A generator that answers perfectly for every other prompt and wrongly for the rest."""
     answers = {}
-    for task in TASKS:
+    for task in tasks:
         for length in LENGTHS:
-            for i, s in enumerate(eval_samples(task, tokenizer, length, samples_per_cell)):
-                answers[tuple(s.prompt_token_ids)] = s.answer_text if i % 2 == 0 else " 0."
+            for mode in modes:
+                for i, s in enumerate(eval_samples(task, tokenizer, length, samples_per_cell, split, mode)):
+                    answers[tuple(s.prompt_token_ids)] = s.answer_text if i % 2 == 0 else " 0."
     seen = []
 
     def generate(prompts, max_tokens):
@@ -47,6 +50,39 @@ def test_table_and_json(byte_tokenizer, tmp_path):
                                "niah_multivalue@1024": 0.5, "niah_multivalue@2048": 0.5}
     record = data["results"][0]["records"][0]
     assert record["correct"] and record["given"] == record["answers"]
+
+
+def test_both_answer_modes_on_the_heldout_split(byte_tokenizer, tmp_path):
+    modes = ("prefixed", "free")
+    generate, seen = oracle(byte_tokenizer, 2, ["passkey"], "heldout", modes)
+    results = evaluate(generate, byte_tokenizer, ["passkey"], LENGTHS, samples=2, progress=False,
+                       split="heldout", modes=modes)
+    assert [(r.length, r.mode, r.split) for r in results] == [
+        (n, m, "heldout") for n in LENGTHS for m in modes]
+    assert all(r.accuracy == 0.5 for r in results)
+    assert seen[0][1] == 24 and seen[1][1] > 24  # a free answer's budget holds its opening too
+    table = format_table(results)
+    assert "passkey (heldout)" in table and "passkey (heldout, free)" in table
+    write_json(tmp_path / "r.json", results, {})
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert set(data["summary"]) == {"passkey@1024/heldout", "passkey@1024/heldout/free",
+                                    "passkey@2048/heldout", "passkey@2048/heldout/free"}
+    assert data["results"][1]["mode"] == "free" and data["results"][1]["records"][0]["layout"]
+
+
+def test_eval_split_and_answer_mode_flags():
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["eval", "--split", "heldout", "--answer-mode", "both"])
+    assert args.split == "heldout" and answer_modes(args.answer_mode) == ("prefixed", "free")
+    assert parse_tasks(args.tasks, args.split) == ["passkey", "niah_single", "niah_multikey"]
+    args = parser.parse_args(["eval"])
+    assert args.split == "classic" and answer_modes(args.answer_mode) == ("prefixed",)
+    assert "vt" in parse_tasks(args.tasks, args.split)
+    with pytest.raises(ValueError, match="vt"):
+        parse_tasks("passkey,vt", "heldout")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--answer-mode", "open"])
 
 
 def test_eval_subcommand_has_every_shadowkv_flag():

@@ -2,11 +2,11 @@ import pytest
 
 from shadowkv_engine.eval.sample import Sample, largest_fitting
 from shadowkv_engine.eval.scoring import answer_items, is_correct
-from shadowkv_engine.eval.tasks import LOWER_WORD, NUMBER, VARIABLE
+from shadowkv_engine.eval.tasks import KEY, LOWER_WORD, NUMBER, VARIABLE
 
 
-def sample(answers, pattern=NUMBER) -> Sample:
-    return Sample("t", 100, 0, "", [], answers, pattern, 8, "")
+def sample(answers, pattern=NUMBER, mode="prefixed", prefix="") -> Sample:
+    return Sample("t", 100, 0, "", [], answers, pattern, 8, "", mode=mode, answer_prefix=prefix)
 
 
 @pytest.mark.parametrize("output, ok", [
@@ -37,6 +37,36 @@ def test_multiquery_answer_sentences_are_scored_by_their_values():
     out = " 1111111. One of the special magic numbers for brave-lamp is: 2222222."
     assert is_correct(out, s)
     assert answer_items(out, s) == ["1111111", "2222222"]
+
+
+@pytest.mark.parametrize("output, ok", [
+    ("The pass key is 4821.", True),
+    ("4821", True),
+    ("The passkey is 4821. Remember it. 4821 is the passkey.", True),
+    ("\nThe pass key is 4821", True),
+    ("The pass key is 48210.", False),  # whole tokens only
+    ("The pass key is K4821.", False),
+    ("The pass key is 1234 or 4821.", False),  # the first item is the answer
+    ("The pass key is", False),
+    ("I do not know.\nThe pass key is 4821.", False),  # the answer must be on the first line
+])
+def test_free_answer_is_the_first_whole_key_token_of_the_first_line(output, ok):
+    assert is_correct(output, sample(["4821"], KEY, "free", "The pass key is")) is ok
+
+
+def test_free_answer_finds_codes_and_reads_after_an_echoed_prefix():
+    code = sample(["K7QX2M"], KEY, "free", "The access code is")
+    assert is_correct("The access code is K7QX2M.", code)
+    assert not is_correct("The access code is K7QX2MA.", code)
+    assert answer_items("Felix's badge code is K7QX2M.", code) == ["K7QX2M"]
+    words = sample(["qwerty", "asdfgh", "zxcvbn"], LOWER_WORD, "free",
+                   "Answer: According to the coded text above, the three most frequently appeared words are:")
+    assert is_correct("Answer: according to the coded text above, the three most frequently "
+                      "appeared words are: zxcvbn qwerty asdfgh.", words)
+    assert is_correct("qwerty asdfgh zxcvbn", words)
+    # The prefixed mode reads the whole first line: the prefix was the prompt's, not the output's.
+    assert not is_correct("the three most frequently appeared words are: qwerty asdfgh zxcvbn",
+                          sample(["qwerty", "asdfgh", "zxcvbn"], LOWER_WORD))
 
 
 def test_variables_and_words():

@@ -8,6 +8,7 @@ import pytest
 from shadowkv_engine.eval.tasks import EVAL_SEED_OFFSET
 from training.curriculum import Curriculum
 from training.documents import KINDS, eval_shaped, multi_fact, tokenize, training_sequence
+from training.layout_documents import layout_conversation
 from training.tokenizer import BOS_ID, EOT
 
 
@@ -23,10 +24,11 @@ def conversation_messages(conversation, n):
     return messages
 
 
+@pytest.mark.parametrize("make", [multi_fact, layout_conversation])
 @pytest.mark.parametrize("seed", range(4))
-def test_training_text_is_the_chat_template_rendering(seed, chat_tokenizer):
+def test_training_text_is_the_chat_template_rendering(seed, make, chat_tokenizer):
     label = f"test/{seed}"
-    conversation = multi_fact(random.Random(label), label, 4096)
+    conversation = make(random.Random(label), label, 4096)
     text, _ = conversation.render(30)
     messages = conversation_messages(conversation, 30)
     assert text == chat_tokenizer.apply_chat_template(messages, add_generation_prompt=False)
@@ -35,9 +37,10 @@ def test_training_text_is_the_chat_template_rendering(seed, chat_tokenizer):
     assert text.startswith(first)
 
 
-def test_loss_covers_exactly_the_answers_and_kinds_mark_the_items(bpe_backend):
+@pytest.mark.parametrize("make", [multi_fact, layout_conversation])
+def test_loss_covers_exactly_the_answers_and_kinds_mark_the_items(make, bpe_backend):
     label = "test/masks"
-    conversation = multi_fact(random.Random(label), label, 2048)
+    conversation = make(random.Random(label), label, 2048)
     sequence = tokenize(conversation, bpe_backend, 2048)
     ids = sequence.ids.tolist()
     answers = bpe_backend.decode([i for i, m in zip(ids, sequence.loss) if m], skip_special_tokens=False)
@@ -54,7 +57,7 @@ def test_sequences_fill_the_length_and_start_with_bos(bpe_backend):
         assert sequence.ids.shape == (1024,) and sequence.ids[0] == BOS_ID
         assert sequence.loss.sum() > 0
         kinds_seen |= set(np.unique(sequence.kind).tolist())
-    assert {KINDS["niah"]} <= kinds_seen
+    assert {KINDS["niah"], KINDS["varied"]} <= kinds_seen
 
 
 def test_training_sequences_are_deterministic(bpe_backend):
@@ -82,15 +85,30 @@ def test_curriculum_advances_on_accuracy_or_deadline():
     assert not c.update(100, 0.9, 1.0)
 
 
+def test_layout_conversations_ask_about_every_fact_in_the_context():
+    for i in range(20):
+        label = f"test/layout/{i}"
+        conversation = layout_conversation(random.Random(label), label, 8192)
+        context = conversation.context(10)
+        for turn in conversation.turns:
+            value = turn.answer.strip(" .")
+            assert value in context and turn.prefix.endswith(" is") and turn.kind == "varied"
+
+
 @pytest.mark.slow
-def test_smoke_run_trains_exports_and_evaluates(tmp_path):
+def test_smoke_run_trains_resumes_exports_and_evaluates(tmp_path):
     from shadowkv_engine.model.config import ModelConfig
     from shadowkv_engine.model.tokenizer import Tokenizer
     from training.train_long_context import main
 
     out = tmp_path / "model"
-    main(["--smoke", "--out", str(out), "--log", str(tmp_path / "log"),
-          "--eval-output", str(tmp_path / "eval.json"), "--spectra-output", str(tmp_path / "spectra.json")])
+    command = ["--smoke", "--out", str(out), "--log", str(tmp_path / "log"), "--state",
+               str(tmp_path / "state.pt"), "--eval-output", str(tmp_path / "eval.json"),
+               "--spectra-output", str(tmp_path / "spectra.json")]
+    main(command + ["--stop-after", "1e-9"])  # one step, then the state is saved and it stops
+    assert not out.exists() and (tmp_path / "state.pt").is_file()
+    main(command)  # the same command resumes at step 1 and finishes the run
+    assert "resumed from" in (tmp_path / "log").read_text()
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
                                                "tokenizer_config.json", "generation_config.json"}
     config = ModelConfig.from_pretrained(out)  # the engine reads the checkpoint
@@ -98,7 +116,9 @@ def test_smoke_run_trains_exports_and_evaluates(tmp_path):
     tokenizer = Tokenizer.from_pretrained(out)
     assert tokenizer.chat_template and tokenizer.eos_token_ids == [1, 4]
     results = json.loads((tmp_path / "eval.json").read_text())["results"]
-    assert [(r["task"], r["length"]) for r in results][:2] == [("passkey", 256), ("niah_single", 256)]
+    assert [(r["task"], r["length"], r["split"], r["mode"]) for r in results][:2] == [
+        ("passkey", 512, "heldout", "free"), ("niah_single", 512, "heldout", "free")]
+    assert json.loads((out / "config.json").read_text())["shadowkv_training"]["steps"] == 12
     spectra = json.loads((tmp_path / "spectra.json").read_text())
     assert spectra["niah_single_prose"]["layers"][0]["pre_rope"]["dim"] == 32
     assert "trained:" in (tmp_path / "log").read_text()

@@ -1,0 +1,166 @@
+"""Filler sources: the text that needles hide in, made one unit (a sentence or a line) at a time.
+
+A user's long document may be repeated boilerplate, prose, a list or code, so there are four
+categories of filler, each with several sources. The layout split (layouts.py) holds some sources
+of every category out of training: a held-out prompt has a kind of filler the model knows in a
+form it has never read. `noise` and `prose` are the classic haystacks of the RULER-style tasks.
+
+A unit is a function of the source's random generator and its index, drawn in order (see
+Haystack). Units are joined by the source's separator: a space between sentences, a newline
+between lines of a list or of code. Numbers in fillers stay below 1000, so a needle's value (4+
+characters with a digit) is the only key-shaped token in a context.
+"""
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import words
+
+CATEGORIES = ("repeated", "prose", "list", "code")
+
+
+@dataclass(frozen=True)
+class Filler:
+    name: str
+    category: str
+    separator: str
+    unit: Callable[[random.Random, int], str]  # (the source's generator, unit index) -> text
+
+
+def _cycle(sentences: tuple[str, ...]) -> Callable[[random.Random, int], str]:
+    return lambda rng, i: sentences[i % len(sentences)]
+
+
+def _pattern(patterns: tuple[str, ...], adjectives, nouns, names, verbs=words.VERBS,
+             adverbs=words.ADVERBS) -> Callable[[random.Random, int], str]:
+    """Sentences from a small grammar: each pattern's slots filled from the given word lists."""
+    def unit(rng: random.Random, i: int) -> str:
+        adj, adj2 = rng.sample(adjectives, 2)
+        noun, noun2 = rng.sample(nouns, 2)
+        name, name2 = rng.sample(names, 2)
+        return rng.choice(patterns).format(
+            adj=adj, adj2=adj2, noun=noun, noun2=noun2, name=name, name2=name2,
+            verb=rng.choice(verbs), adv=rng.choice(adverbs), n=rng.randint(2, 999))
+    return unit
+
+
+# -- repeated sentences ------------------------------------------------------------------------
+NOISE_SENTENCES = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
+                   "There and back again.")
+REFRAIN_SENTENCES = ("The cat sleeps on the mat.", "Rain falls on the old roof.", "The kettle is on.",
+                     "Birds sing in the morning.", "Time goes by slowly.", "All is well.")
+WEATHER_SENTENCES = ("The wind is cold today.", "The river runs down to the sea.",
+                     "Clouds drift over the hills.", "A dog barks far away.", "The clock on the wall ticks.")
+
+# -- prose -------------------------------------------------------------------------------------
+_PROSE_PATTERNS = (
+    "The {adj} {noun} {verb} the {adj2} {noun2}.",
+    "{name} {verb} the {adj} {noun} near the {noun2}.",
+    "A {adj} {noun} stood beside the {adj2} {noun2} all day.",
+    "{name} and {name2} {adv} {verb} a {adj} {noun}.",
+    "Nobody {verb} the {noun} that {name} had left by the {noun2}.",
+    "Every morning the {adj} {noun} {adv} {verb} the {noun2}.",
+    "In the {adj} {noun2}, {name} {verb} an old {noun}.",
+    "The {noun} was {adj}, and the {noun2} was {adj2}.",
+)
+
+
+def prose_sentence(rng: random.Random) -> str:
+    """The classic prose haystack's sentence (its draws are fixed: eval samples must not change)."""
+    adj, adj2 = rng.sample(words.ADJECTIVES, 2)
+    noun, noun2 = rng.sample(words.NOUNS, 2)
+    name, name2 = rng.sample(words.NAMES, 2)
+    return rng.choice(_PROSE_PATTERNS).format(
+        adj=adj, adj2=adj2, noun=noun, noun2=noun2, name=name, name2=name2,
+        verb=rng.choice(words.VERBS), adv=rng.choice(words.ADVERBS))
+
+
+_ENCYCLOPEDIA_PATTERNS = (
+    "A {noun} is often {adj}, but a {noun2} is rarely {adj2}.",
+    "In old stories, the {noun} {verb} the {noun2}.",
+    "People say that a {adj} {noun} brings {adj2} weather.",
+    "The first {noun} was made of {adj} wood, long before the {noun2}.",
+    "Scholars disagree about why {name} {verb} the {noun}.",
+    "Some {noun2} makers still {adv} paint the {noun} {adj}.",
+)
+_DIARY_PATTERNS = (
+    "Today I found a {adj} {noun} near the {noun2}.",
+    "{name} came by in the evening with a {noun}.",
+    "I could not stop thinking about the {adj} {noun}.",
+    "We walked to the {noun} and back before lunch.",
+    "Tomorrow {name} and I will fix the {adj} {noun2}.",
+    "It rained again, so I stayed in and polished the {noun}.",
+    "{name2} laughed when the {adj2} {noun} fell off the {noun2}.",
+)
+
+# -- lists -------------------------------------------------------------------------------------
+_CHORES = ("buy", "clean", "fix", "move", "paint", "return", "check", "pack", "wash", "sort")
+_CITIES = ("Lisbon", "Oslo", "Cairo", "Lima", "Hanoi", "Quito", "Perth", "Tunis", "Riga", "Dakar")
+_INGREDIENTS = ("flour", "sugar", "butter", "rice", "salt", "honey", "oats", "milk", "cocoa", "yeast")
+
+# -- code-like text ----------------------------------------------------------------------------
+_PYTHON_PATTERNS = (
+    "def {chore}_{noun}({noun2}):",
+    "    {noun} = {noun2} + {n}",
+    "    return {noun}",
+    "for {noun} in {noun2}_items:",
+    "if {noun} > {n}:",
+    "{noun}_list.append({noun2})",
+    "print({noun}, {n})",
+)
+_LOG_PATTERNS = (
+    "[INFO] {hh:02d}:{mm:02d}:{ss:02d} {noun} service started",
+    "[WARN] {hh:02d}:{mm:02d}:{ss:02d} {noun} queue is {pct}% full",
+    "[DEBUG] worker {w} picked up a {noun} job",
+    "[INFO] {hh:02d}:{mm:02d}:{ss:02d} {noun} finished in {n} ms",
+)
+
+
+def _lines(patterns: tuple[str, ...], nouns) -> Callable[[random.Random, int], str]:
+    def unit(rng: random.Random, i: int) -> str:
+        noun, noun2 = rng.sample(nouns, 2)
+        return rng.choice(patterns).format(
+            noun=noun, noun2=noun2, chore=rng.choice(_CHORES), n=rng.randint(2, 999),
+            hh=rng.randrange(24), mm=rng.randrange(60), ss=rng.randrange(60),
+            pct=rng.randint(10, 99), w=rng.randint(1, 64))
+    return unit
+
+
+def _inventory(rng: random.Random, i: int) -> str:
+    return f"- {rng.choice(words.NOUNS)}: {rng.randint(1, 99)}"
+
+
+def _todo(rng: random.Random, i: int) -> str:
+    return f"[ ] {rng.choice(_CHORES)} the {rng.choice(words.ADJECTIVES)} {rng.choice(words.NOUNS)}"
+
+
+def _table(rng: random.Random, i: int) -> str:
+    return f"{rng.choice(words.HELDOUT_NAMES)} | {rng.choice(_CITIES)} | {rng.randint(18, 90)}"
+
+
+def _recipe(rng: random.Random, i: int) -> str:
+    return f"* {rng.randint(5, 500)} g {rng.choice(_INGREDIENTS)}, {rng.choice(words.HELDOUT_ADJECTIVES)}"
+
+
+def _json(rng: random.Random, i: int) -> str:
+    return (f'{{"name": "{rng.choice(words.HELDOUT_NAMES)}", "item": '
+            f'"{rng.choice(words.HELDOUT_NOUNS)}", "count": {rng.randint(0, 999)}}},')
+
+
+FILLERS = {f.name: f for f in (
+    Filler("noise", "repeated", " ", _cycle(NOISE_SENTENCES)),
+    Filler("refrain", "repeated", " ", _cycle(REFRAIN_SENTENCES)),
+    Filler("weather", "repeated", " ", _cycle(WEATHER_SENTENCES)),
+    Filler("prose", "prose", " ", lambda rng, i: prose_sentence(rng)),
+    Filler("encyclopedia", "prose", " ", _pattern(_ENCYCLOPEDIA_PATTERNS, words.ADJECTIVES,
+                                                  words.NOUNS, words.NAMES)),
+    Filler("diary", "prose", " ", _pattern(_DIARY_PATTERNS, words.HELDOUT_ADJECTIVES,
+                                           words.HELDOUT_NOUNS, words.HELDOUT_NAMES)),
+    Filler("inventory", "list", "\n", _inventory),
+    Filler("todo", "list", "\n", _todo),
+    Filler("table", "list", "\n", _table),
+    Filler("recipe", "list", "\n", _recipe),
+    Filler("python", "code", "\n", _lines(_PYTHON_PATTERNS, words.NOUNS)),
+    Filler("log", "code", "\n", _lines(_LOG_PATTERNS, words.HELDOUT_NOUNS)),
+    Filler("json", "code", "\n", _json),
+)}

@@ -1,0 +1,186 @@
+"""Layout pools: what a user may vary in a retrieval prompt, split into what training sees
+(TRAIN) and what it never sees (HELDOUT).
+
+A retrieval prompt is an optional instruction, a long filler with one or more facts ("needles")
+hidden at any depth, and a question about one fact. What is split, disjointly:
+- every sentence template: instructions, needle phrasings, question wordings;
+- filler sources (fillers.py): each category (repeated sentences, prose, lists, code-like text)
+  has sources in both pools, so held-out filler is a known kind of text in an unseen form;
+- open-class words: the keys of magic numbers, people's names and their attributes.
+What both splits share, because it is what the question is about rather than how it is put:
+the kinds of fact (pass key, secret number, code, a key's magic number, a person's attribute)
+and the nouns that name them, the value formats (4-8 digits, short alphanumeric codes), the
+depth (uniform) and leaving the instruction out (NO_INSTRUCTION_RATE).
+
+Training data (training/layout_documents.py) draws only from TRAIN; `shadowkv eval --split
+heldout` measures on HELDOUT. The classic layouts (tasks.py, templates.py) are members of the
+train pools: the README's passkey example is a train layout.
+"""
+import random
+from dataclasses import dataclass
+
+from . import templates as t
+from . import words
+from .fillers import FILLERS
+
+NO_INSTRUCTION_RATE = 0.3  # a user often pastes a document and asks, with no instruction
+DIGITS_RATE = 0.7  # where a kind takes either, how often its value is all digits
+DIGITS = (4, 8)  # value lengths, inclusive
+ALPHANUMERIC = (5, 8)
+
+
+@dataclass(frozen=True)
+class Pools:
+    name: str
+    instructions: tuple[str, ...]
+    needles: tuple[str, ...]  # slots {subject}, {Subject} (capitalised) and {value}
+    questions: tuple[str, ...]  # slots {subject}, {Subject}
+    fillers: tuple[str, ...]  # names in fillers.FILLERS
+    key_adjectives: tuple[str, ...]  # magic-number keys are adjective-noun pairs
+    key_nouns: tuple[str, ...]
+    names: tuple[str, ...]
+    attributes: tuple[tuple[str, str], ...]  # (attribute, value format) of a person
+
+
+TRAIN = Pools(
+    name="train",
+    instructions=(
+        t.PASSKEY_PREAMBLE,
+        "Read the text below carefully. Somewhere in it is a piece of information I will ask you about.",
+        "The following document contains a few important facts among a lot of filler. Remember them.",
+        "Below is a long text. Answer the question that follows it using only the text.",
+        "Find the hidden facts in this text and keep them in mind.",
+    ),
+    needles=(
+        "{Subject} is {value}. Remember it. {value} is {subject}.",
+        "{Subject} is {value}.",
+        "Note: {subject} is {value}.",
+        "Remember that {subject} is {value}.",
+        "{value} is {subject}.",
+        "Do not forget: {subject} is {value}.",
+    ),
+    questions=(
+        "What is {subject}?",
+        "What is {subject} mentioned in the provided text?",
+        "Tell me {subject}.",
+        "Please give me {subject}.",
+        "According to the text, what is {subject}?",
+        "{Subject} is what?",
+    ),
+    fillers=("noise", "refrain", "prose", "encyclopedia", "inventory", "todo", "python"),
+    key_adjectives=tuple(words.ADJECTIVES),
+    key_nouns=tuple(words.NOUNS),
+    names=tuple(words.NAMES),
+    attributes=(("locker number", "digits"), ("room number", "digits"), ("badge code", "alnum"),
+                ("ticket number", "digits"), ("PIN", "digits")),
+)
+
+HELDOUT = Pools(
+    name="heldout",
+    instructions=(
+        "I am going to give you a long document. Pay attention to any numbers or codes in it, "
+        "because I will ask about one of them.",
+        "Here is some text. Hidden in it is what I am looking for, so please read all of it.",
+        "Context follows. Use it to answer my question at the end.",
+        "Please study the passage below; a question about one detail comes afterwards.",
+    ),
+    needles=(
+        "Make a note of this: {subject} is {value}.",
+        "Important: {subject} = {value}.",
+        "For the record, {subject} is {value}, and nothing else.",
+        "Keep in mind that {value} is {subject}.",
+        "{Subject}, by the way, is {value}.",
+    ),
+    questions=(
+        "Can you find {subject} in the text above?",
+        "What was {subject} again?",
+        "I need {subject}. What is it?",
+        "Which value does the text give for {subject}?",
+        "Do you remember {subject}? Please state it.",
+    ),
+    fillers=("weather", "diary", "table", "recipe", "log", "json"),
+    key_adjectives=tuple(words.HELDOUT_ADJECTIVES),
+    key_nouns=tuple(words.HELDOUT_NOUNS),
+    names=tuple(words.HELDOUT_NAMES),
+    attributes=(("parking spot", "digits"), ("membership ID", "alnum"), ("desk number", "digits"),
+                ("employee code", "alnum")),
+)
+
+SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT)}
+
+# Kinds of fact that need no name: at most one of each in a context. (subjects, value formats)
+UNNAMED_KINDS = {
+    "pass key": (("the pass key", "the passkey"), ("digits", "alnum")),
+    "secret number": (("the secret number",), ("digits",)),
+    "code": (("the access code", "the secret code"), ("digits", "alnum")),
+}
+# Kinds told apart by a name: a key's magic number, a person's attribute; any number of each.
+NAMED_KINDS = ("magic number", "attribute")
+
+
+@dataclass(frozen=True)
+class Fact:
+    kind: str
+    subjects: tuple[str, ...]  # ways to name it, all meaning the same thing; the first is canonical
+    value: str
+    value_format: str  # "digits5", "alnum7", ...
+
+
+def draw_value(rng: random.Random, formats: tuple[str, ...]) -> str:
+    alnum = "alnum" in formats and ("digits" not in formats or rng.random() >= DIGITS_RATE)
+    if alnum:
+        return words.alphanumeric(rng, rng.randint(*ALPHANUMERIC))
+    return words.number(rng, rng.randint(*DIGITS))
+
+
+def draw_fact(rng: random.Random, pools: Pools, kind: str, taken: set[str]) -> Fact:
+    """A fact of `kind` whose canonical subject is not in `taken` (which it joins)."""
+    for _ in range(1000):
+        if kind in UNNAMED_KINDS:
+            subjects, formats = UNNAMED_KINDS[kind]
+        elif kind == "magic number":
+            key = f"{rng.choice(pools.key_adjectives)}-{rng.choice(pools.key_nouns)}"
+            subjects = (f"the special magic number for {key}", f"the magic number for {key}")
+            formats = ("digits",)
+        elif kind == "attribute":
+            name = rng.choice(pools.names)
+            attribute, value_format = rng.choice(pools.attributes)
+            subjects, formats = (f"{name}'s {attribute}", f"the {attribute} of {name}"), (value_format,)
+        else:
+            raise ValueError(f"unknown kind of fact {kind!r}")
+        if subjects[0] not in taken:
+            taken.add(subjects[0])
+            value = draw_value(rng, formats)
+            shape = "digits" if value.isdigit() else "alnum"
+            return Fact(kind, subjects, value, f"{shape}{len(value)}")
+    raise ValueError(f"no fresh {kind!r} left in the {pools.name} pools")
+
+
+def capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def needle_sentence(template: str, subject: str, value: str) -> str:
+    return template.format(subject=subject, Subject=capitalised(subject), value=value)
+
+
+def question_text(template: str, subject: str) -> str:
+    return template.format(subject=subject, Subject=capitalised(subject))
+
+
+def answer_prefix(subject: str) -> str:
+    """How an answer starts: 'The pass key is' (the value follows)."""
+    return f"{capitalised(subject)} is"
+
+
+def check_pools() -> None:
+    """The split's promise: nothing that varies is in both pools (tests call this too)."""
+    for field in ("instructions", "needles", "questions", "fillers", "key_adjectives", "key_nouns",
+                  "names", "attributes"):
+        shared = set(getattr(TRAIN, field)) & set(getattr(HELDOUT, field))
+        if shared:
+            raise AssertionError(f"{field} in both splits: {sorted(map(str, shared))}")
+    for pools in SPLITS.values():
+        unknown = [f for f in pools.fillers if f not in FILLERS]
+        if unknown:
+            raise AssertionError(f"{pools.name}: unknown fillers {unknown}")
