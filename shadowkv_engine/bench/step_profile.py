@@ -3,7 +3,8 @@
 On CUDA each kernel counts its GPU duration; GPU busy time is the union of kernel intervals (a
 kernel on the copy stream that overlaps compute counts once), and wall minus busy is host
 overhead the GPU waited through. On the CPU the same phases are read from the ops' own (self)
-CPU time, so the table still says where time goes.
+CPU time, so the table still says where time goes. The engine's `host:*` ranges say where the
+host's share of a step goes (scheduling, metadata, attention plan, launch, sampling, outputs).
 """
 import time
 
@@ -83,9 +84,22 @@ def profile_steps(engine, steps: int, on_cuda: bool) -> dict:
     graph_launches = sum("cudaGraphLaunch" in e.name for e in events)
     result["graph_launches_per_step"] = graph_launches / steps
     result["graphs_hide_kernels"] = bool(graph_launches) and result["phases_ms"]["GEMM"] == 0.0
+    result["host_ms"] = host_phases(events, steps)
     if not on_cuda:  # self times of nested ops overlap in time: no meaningful union
         result["busy_ms"] = sum(result["phases_ms"].values())
     return result
+
+
+def host_phases(events, steps: int) -> dict:
+    """Host milliseconds per step in each of the engine's `host:*` ranges (llm_engine.step,
+    model_runner.run). All but the sampler's run while the GPU waits for the next launch
+    (the end-of-step work is issued after the launch and overlaps it)."""
+    host: dict[str, float] = {}
+    for e in events:
+        if e.name.startswith("host:"):
+            name = e.name.removeprefix("host:")
+            host[name] = host.get(name, 0.0) + e.time_range.elapsed_us() / 1e3 / steps
+    return host
 
 
 def format_profile(label: str, result: dict) -> str:
@@ -94,6 +108,9 @@ def format_profile(label: str, result: dict) -> str:
              f"({100 * busy / wall if wall else 0:.0f}%), host overhead {max(wall - busy, 0):.2f} "
              f"ms/step, {result['kernels_per_step']:.0f} kernels/step, "
              f"{result['graph_launches_per_step']:.1f} graph launches/step"]
+    if result.get("host_ms"):
+        lines.append("    host, ms/step: " + ", ".join(
+            f"{name} {ms:.2f}" for name, ms in result["host_ms"].items()))
     for phase, ms in sorted(result["phases_ms"].items(), key=lambda kv: -kv[1]):
         if ms > 0:
             share = 100 * ms / busy if busy else 0.0

@@ -3,6 +3,7 @@ import itertools
 import logging
 import time
 
+from torch.profiler import record_function
 
 from ..config import EngineConfig
 from ..errors import InvalidRequestError, PromptTooLongError, QueueFullError
@@ -168,7 +169,10 @@ class LLMEngine:
 
     # ---- the step --------------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
-        batch = self.scheduler.schedule()
+        # The host:* ranges name the step's host phases in a profile (bench/step_profile.py):
+        # while they run between the sampler's wait and the next launch, the GPU idles.
+        with record_function("host:schedule"):
+            batch = self.scheduler.schedule()
         if batch.empty:
             if self.scheduler.waiting and not self.scheduler.running:
                 raise RuntimeError("scheduler deadlock: a waiting request fits no empty pool")
@@ -179,11 +183,16 @@ class LLMEngine:
         logits = self.runner.run(batch, sampling)
         seqs = [batch.sequences[i] for i in sampling]
         try:
-            results = self.sampler.sample(logits, [self._sample_request(s) for s in seqs])
+            with record_function("host:sample (waits for the GPU)"):
+                results = self.sampler.sample(logits, [self._sample_request(s) for s in seqs])
         except Exception:  # the batch's requests fail; the engine and the others go on
             logger.exception("sampling failed for requests %s",
                              sorted({s.request_id for s in seqs}))
             results = [None] * len(seqs)
+        with record_function("host:outputs"):
+            return self._process_outputs(batch, seqs, results, now)
+
+    def _process_outputs(self, batch, seqs, results, now) -> list[RequestOutput]:
         touched: dict[str, Request] = {}
         for seq in batch.sequences:
             request = self.requests[seq.request_id]

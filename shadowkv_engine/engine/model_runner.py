@@ -4,6 +4,7 @@ folding). Logits stay on the device for the sampler."""
 import logging
 
 import torch
+from torch.profiler import record_function
 
 from ..config import EngineConfig
 from ..kv import compression
@@ -140,7 +141,8 @@ class ModelRunner:
                 at += n
                 token_row[i] = at - 1
         logits = self._run_rows(decode, prefill, token_row, sample_rows)
-        self._end_step(batch, decode)
+        with record_function("host:end_step"):
+            self._end_step(batch, decode)
         return logits
 
     def _run_rows(self, decode, prefill, token_row, sample_rows) -> torch.Tensor:
@@ -156,9 +158,12 @@ class ModelRunner:
         return self.blocks.sparse_state.dummy_slot if self.blocks.sparse_state else 0
 
     def _run_eager(self, decode, prefill) -> torch.Tensor:
-        meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot)
-        self.backend.begin_step(meta)
-        return self._forward(meta)
+        with record_function("host:metadata"):
+            meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot)
+        with record_function("host:plan"):
+            self.backend.begin_step(meta)
+        with record_function("host:launch"):
+            return self._forward(meta)
 
     def _replay(self, decode, padded: int) -> torch.Tensor:
         """A decode-only step from its CUDA graph, captured on first use (on padded rows only)."""
@@ -173,9 +178,12 @@ class ModelRunner:
             dummy_meta = self.builder.build([], [], padded, self._dummy_slot, bucket)
             self.graphs.capture(key, dummy_meta,
                                 lambda m: self.backend.begin_step(m, graph_batch=padded))
-        meta = self.builder.build(decode, [], padded, self._dummy_slot, bucket)
-        self.backend.begin_step(meta, graph_batch=padded)
-        return self.graphs.replay(key)
+        with record_function("host:metadata"):
+            meta = self.builder.build(decode, [], padded, self._dummy_slot, bucket)
+        with record_function("host:plan"):
+            self.backend.begin_step(meta, graph_batch=padded)
+        with record_function("host:launch"):
+            return self.graphs.replay(key)
 
     def _end_step(self, batch: ScheduledBatch, decode: list[DecodeRow]) -> None:
         """Counters forward, then the batched post-step work: compress prompts that were just

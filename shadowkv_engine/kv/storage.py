@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .pinned import pinned_empty
+
 NULL_PAGE = 0
 
 
@@ -73,9 +75,11 @@ class KVStorage:
         self.kv = layout.kv_view(self.arena)
         self.head_rows = layout.head_rows_view(self.arena)
         self.u_rows = layout.u_rows_view(self.arena, rank) if rank else None
-        pin = device.type == "cuda"
-        self.values = torch.empty(num_cpu_pages, layout.num_layers, layout.num_kv_heads,
-                                  layout.block_size, layout.head_dim, dtype=dtype, pin_memory=pin)
+        shape = (num_cpu_pages, layout.num_layers, layout.num_kv_heads, layout.block_size,
+                 layout.head_dim)
+        # Pinned on CUDA (the GPU reads and writes it directly), at its exact size (pinned.py).
+        self.values = (pinned_empty(shape, dtype) if device.type == "cuda"
+                       else torch.empty(shape, dtype=dtype))
 
 
     def head_block_views(self, layer: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:

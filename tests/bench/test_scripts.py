@@ -31,6 +31,9 @@ def test_throughput_script_profile_and_peer(monkeypatch, tmp_path, capsys):
     for row in rows.values():
         assert row["tokens"] == 4 and row["equivalent_gbs"] > 0
         assert row["profile"]["phases_ms"]["GEMM"] > 0
+        host = row["profile"]["host_ms"]  # the engine's host phases, named in the profile
+        assert {"schedule", "metadata", "plan", "launch", "end_step", "outputs"} <= set(host)
+        assert all(ms >= 0 for ms in host.values())
     (peer,) = results["peers"]
     assert peer["batch"] == 2 and (peer.get("decode_tok_s", 1) > 0 or "skipped" in peer)
     assert "roofline-projected" in capsys.readouterr().out
