@@ -78,15 +78,27 @@ def evaluate(generate: Generate, tokenizer: TextTokenizer, tasks: list[str], len
                     cell = CellResult(task, length, 0.0, split=split, mode=mode)
                     bar.set_description(f"{cell.label} @ {length}")
                     start = time.perf_counter()
-                    batch_all = eval_samples(task, tokenizer, length, samples, split, mode)
-                    for i in range(0, samples, batch_size):
-                        batch = batch_all[i:i + batch_size]
-                        outputs = generate([s.prompt_token_ids for s in batch], batch[0].max_new_tokens)
-                        cell.records += [_record(s, out) for s, out in zip(batch, outputs, strict=True)]
+                    cell_samples = eval_samples(task, tokenizer, length, samples, split, mode)
+                    outputs = {}
+                    for batch in _batches(cell_samples, batch_size):
+                        texts = generate([cell_samples[i].prompt_token_ids for i in batch],
+                                         cell_samples[batch[0]].max_new_tokens)
+                        outputs.update(zip(batch, texts, strict=True))
                         bar.update(len(batch))
+                    cell.records = [_record(s, outputs[i]) for i, s in enumerate(cell_samples)]
                     cell.seconds = time.perf_counter() - start
                     results.append(cell)
     return results
+
+
+def _batches(samples: list[Sample], batch_size: int) -> list[list[int]]:
+    """Indices of samples to generate together. One call has one answer budget, and a free
+    answer's budget depends on its prefix's length, so a batch holds samples of equal budget."""
+    batches = []
+    for budget in sorted({s.max_new_tokens for s in samples}):
+        same = [i for i, s in enumerate(samples) if s.max_new_tokens == budget]
+        batches += [same[i:i + batch_size] for i in range(0, len(same), batch_size)]
+    return batches
 
 
 def _record(sample: Sample, output: str) -> SampleRecord:

@@ -23,7 +23,7 @@ def oracle(tokenizer, samples_per_cell, tasks=TASKS, split="classic", modes=("pr
     seen = []
 
     def generate(prompts, max_tokens):
-        seen.append((len(prompts), max_tokens))
+        seen.append((prompts, max_tokens))
         return [answers[tuple(p)] for p in prompts]
 
     return generate, seen
@@ -35,7 +35,8 @@ def test_evaluate_scores_every_cell(byte_tokenizer):
                        progress=False)
     assert [(r.task, r.length) for r in results] == [(t, n) for t in TASKS for n in LENGTHS]
     assert all(r.accuracy == 0.5 and len(r.records) == 4 for r in results)
-    assert seen[:2] == [(3, 16), (1, 16)]  # batches of at most 3, the task's answer budget
+    # batches of at most 3, the task's answer budget
+    assert [(len(prompts), max_tokens) for prompts, max_tokens in seen[:2]] == [(3, 16), (1, 16)]
 
 
 def test_table_and_json(byte_tokenizer, tmp_path):
@@ -61,6 +62,10 @@ def test_both_answer_modes_on_the_heldout_split(byte_tokenizer, tmp_path):
         (n, m, "heldout") for n in LENGTHS for m in modes]
     assert all(r.accuracy == 0.5 for r in results)
     assert seen[0][1] == 24 and seen[1][1] > 24  # a free answer's budget holds its opening too
+    # Prompts generated together share a budget that each of them was sized for.
+    budgets = {tuple(s.prompt_token_ids): s.max_new_tokens for n in LENGTHS for m in modes
+               for s in eval_samples("passkey", byte_tokenizer, n, 2, "heldout", m)}
+    assert all(budgets[tuple(p)] == max_tokens for prompts, max_tokens in seen for p in prompts)
     table = format_table(results)
     assert "passkey (heldout)" in table and "passkey (heldout, free)" in table
     write_json(tmp_path / "r.json", results, {})
