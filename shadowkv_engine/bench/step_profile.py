@@ -75,8 +75,10 @@ def profile_steps(engine, steps: int, on_cuda: bool) -> dict:
     events = prof.events()
     if on_cuda:
         device = torch.autograd.DeviceType.CUDA
+        # The engine's host:* ranges also show on the GPU timeline (as user annotations over
+        # the kernels they launched): they are not kernels.
         kernels = [(e.name, e.time_range.start, e.time_range.elapsed_us()) for e in events
-                   if e.device_type == device]
+                   if e.device_type == device and not e.name.startswith("host:")]
     else:
         kernels = [(e.name, e.time_range.start, e.self_cpu_time_total) for e in events
                    if "::" in e.name]  # ops (aten::, shadowkv::), not Python-level ranges
@@ -95,8 +97,9 @@ def host_phases(events, steps: int) -> dict:
     model_runner.run). All but the sampler's run while the GPU waits for the next launch
     (the end-of-step work is issued after the launch and overlaps it)."""
     host: dict[str, float] = {}
+    cpu = torch.autograd.DeviceType.CPU
     for e in events:
-        if e.name.startswith("host:"):
+        if e.name.startswith("host:") and e.device_type == cpu:
             name = e.name.removeprefix("host:")
             host[name] = host.get(name, 0.0) + e.time_range.elapsed_us() / 1e3 / steps
     return host
