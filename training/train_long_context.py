@@ -30,9 +30,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig, LlamaForCausalLM
-
 from tokenizers import Tokenizer
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from .batches import BatchFeeder
 from .curriculum import Curriculum
@@ -162,8 +161,11 @@ def train(args, model, feeder: BatchFeeder, log: Log, resumed: dict | None = Non
         by_time = (seconds_before + time.time() - start) / args.time_budget if args.time_budget else 0.0
         return max(by_steps, by_time)
 
+    first_step = step
+
     def stopping() -> bool:  # at least one step per invocation, so every resume makes progress
-        return bool(args.stop_after) and time.time() - start >= args.stop_after
+        return (bool(args.stop_after) and step > first_step
+                and time.time() - start >= args.stop_after)
 
     model.train()
     while progress() < 1.0 and not stopping():

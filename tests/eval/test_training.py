@@ -107,6 +107,7 @@ def test_smoke_run_trains_resumes_exports_and_evaluates(tmp_path):
                "--spectra-output", str(tmp_path / "spectra.json")]
     main(command + ["--stop-after", "1e-9"])  # one step, then the state is saved and it stops
     assert not out.exists() and (tmp_path / "state.pt").is_file()
+    assert "at step 1: run the same command again" in (tmp_path / "log").read_text()
     main(command)  # the same command resumes at step 1 and finishes the run
     assert "resumed from" in (tmp_path / "log").read_text()
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
