@@ -3,8 +3,6 @@ import itertools
 import logging
 import time
 
-from torch.profiler import record_function
-
 from ..config import EngineConfig
 from ..errors import InvalidRequestError, PromptTooLongError, QueueFullError
 from ..model.config import ModelConfig
@@ -13,6 +11,7 @@ from ..outputs import CompletionOutput, Logprob, RequestMetrics, RequestOutput
 from ..sample import Sampler, SampleRequest
 from ..sampling_params import SamplingParams
 from .block_manager import BlockManager
+from .host_range import host_range
 from .model_runner import ModelRunner
 from .scheduler import Scheduler
 from .sequence import Sequence, SequenceStatus
@@ -171,7 +170,7 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         # The host:* ranges name the step's host phases in a profile (bench/step_profile.py):
         # while they run between the sampler's wait and the next launch, the GPU idles.
-        with record_function("host:schedule"):
+        with host_range("schedule"):
             batch = self.scheduler.schedule()
         if batch.empty:
             if self.scheduler.waiting and not self.scheduler.running:
@@ -183,13 +182,13 @@ class LLMEngine:
         logits = self.runner.run(batch, sampling)
         seqs = [batch.sequences[i] for i in sampling]
         try:
-            with record_function("host:sample (waits for the GPU)"):
+            with host_range("sample (waits for the GPU)"):
                 results = self.sampler.sample(logits, [self._sample_request(s) for s in seqs])
         except Exception:  # the batch's requests fail; the engine and the others go on
             logger.exception("sampling failed for requests %s",
                              sorted({s.request_id for s in seqs}))
             results = [None] * len(seqs)
-        with record_function("host:outputs"):
+        with host_range("outputs"):
             return self._process_outputs(batch, seqs, results, now)
 
     def _process_outputs(self, batch, seqs, results, now) -> list[RequestOutput]:

@@ -4,7 +4,6 @@ folding). Logits stay on the device for the sampler."""
 import logging
 
 import torch
-from torch.profiler import record_function
 
 from ..config import EngineConfig
 from ..kv import compression
@@ -17,6 +16,7 @@ from ..model.llama import LlamaForCausalLM
 from ..model.loader import load_weights
 from .block_manager import BlockManager
 from .cuda_graphs import DecodeGraphs, chunk_bucket
+from .host_range import host_range
 from .scheduler import ScheduledBatch
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class ModelRunner:
                 at += n
                 token_row[i] = at - 1
         logits = self._run_rows(decode, prefill, token_row, sample_rows)
-        with record_function("host:end_step"):
+        with host_range("end_step"):
             self._end_step(batch, decode)
         return logits
 
@@ -158,11 +158,11 @@ class ModelRunner:
         return self.blocks.sparse_state.dummy_slot if self.blocks.sparse_state else 0
 
     def _run_eager(self, decode, prefill) -> torch.Tensor:
-        with record_function("host:metadata"):
+        with host_range("metadata"):
             meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot)
-        with record_function("host:plan"):
+        with host_range("plan"):
             self.backend.begin_step(meta)
-        with record_function("host:launch"):
+        with host_range("launch"):
             return self._forward(meta)
 
     def _replay(self, decode, padded: int) -> torch.Tensor:
@@ -178,11 +178,11 @@ class ModelRunner:
             dummy_meta = self.builder.build([], [], padded, self._dummy_slot, bucket)
             self.graphs.capture(key, dummy_meta,
                                 lambda m: self.backend.begin_step(m, graph_batch=padded))
-        with record_function("host:metadata"):
+        with host_range("metadata"):
             meta = self.builder.build(decode, [], padded, self._dummy_slot, bucket)
-        with record_function("host:plan"):
+        with host_range("plan"):
             self.backend.begin_step(meta, graph_batch=padded)
-        with record_function("host:launch"):
+        with host_range("launch"):
             return self.graphs.replay(key)
 
     def _end_step(self, batch: ScheduledBatch, decode: list[DecodeRow]) -> None:
