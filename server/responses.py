@@ -61,10 +61,11 @@ class DeltaTracker:
         tokens_from = self.tokens_sent.get(choice.index, 0)
         text = choice.text[text_from:]
         token_ids = choice.token_ids[tokens_from:]
-        # Tokens whose text is held back (it may become a stop string) wait for the next chunk,
-        # unless their logprobs are wanted.
-        wanted_logprobs = bool(token_ids) and choice.logprobs is not None
-        if not (text or choice.finish_reason or first or wanted_logprobs):
+        # Every output that brings tokens is a chunk, even when they add no text (a special token,
+        # part of a character, an id the tokenizer cannot spell, text held back because it may
+        # become a stop string), as vLLM streams them: a client times tokens by chunks (TTFT,
+        # ITL), and skipping such tokens merged their time into the next chunk's gap.
+        if not (text or token_ids or choice.finish_reason or first):
             return None
         self.text_sent[choice.index] = len(choice.text)
         self.tokens_sent[choice.index] = len(choice.token_ids)

@@ -66,3 +66,14 @@ def test_chat_n_and_seed(client):
     first = sample(99)
     assert len(first) == 2
     assert sample(99) == first
+
+
+def test_chat_streams_every_generated_token_in_its_own_chunk(client):
+    stop = "\u2603" * 40  # never generated; holds back the first tokens' text
+    chunks = list(chat(client, max_completion_tokens=10, temperature=0.0, stop=[stop],
+                       stream=True, stream_options={"include_usage": True},
+                       extra_body={"ignore_eos": True}))
+    *content, last = chunks
+    assert last.usage.completion_tokens == len(content) == 10
+    assert content[0].choices[0].delta.role == "assistant"
+    assert all(chunk.choices[0].delta.content is not None for chunk in content)

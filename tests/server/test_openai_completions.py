@@ -135,3 +135,19 @@ def test_sampling_options_are_accepted(client):
         presence_penalty=0.5, frequency_penalty=0.5, seed=1,
         extra_body={"top_k": 20, "min_p": 0.01, "repetition_penalty": 1.1, "min_tokens": 2})
     assert response.usage.completion_tokens >= 2
+
+
+def test_every_generated_token_is_streamed_in_its_own_chunk(client):
+    # A stop string holds back the last len(stop) - 1 characters of the text, so the first tokens
+    # add no visible text; each still gets its chunk, with empty text (as vLLM streams special
+    # tokens and held-back text), so a client timing the stream (TTFT, ITL) sees every token.
+    stop = "\u2603" * 40  # never generated
+    whole = greedy(client, max_tokens=12, stop=[stop], extra_body={"ignore_eos": True})
+    chunks = list(greedy(client, max_tokens=12, stop=[stop], stream=True,
+                         stream_options={"include_usage": True},
+                         extra_body={"ignore_eos": True}))
+    *content, last = chunks
+    assert last.usage.completion_tokens == len(content) == 12
+    assert content[0].choices[0].text == ""  # the hold-back is wider than the first token
+    assert "".join(chunk.choices[0].text for chunk in content) == whole.choices[0].text
+    assert [c.choices[0].finish_reason for c in content] == [None] * 11 + ["length"]
