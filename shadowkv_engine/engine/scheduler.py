@@ -1,10 +1,13 @@
 """Decides, every step, which sequences run and how many of their tokens.
 
-Running sequences go first (decodes, then the rest of chunked prefills), in arrival order, then
-waiting ones, all within the step's token budget (`max_num_batched_tokens`) and `max_num_seqs`.
-A prefill chunk first gets at most `long_prefill_token_threshold` tokens, so that a long prompt
-leaves room for new arrivals (vLLM's long-prefill threshold); the budget left over at the end
-goes back to the prefills in order, so a prompt prefilling alone still uses the whole budget.
+Running sequences go first, in arrival order (a decode takes one token, a chunked prefill the
+next chunk of its prompt), then waiting ones, all within the step's token budget
+(`max_num_batched_tokens`) and `max_num_seqs`. A prefill chunk first gets at most
+`long_prefill_token_threshold` tokens (a quarter of the budget by default), so that a long prompt
+leaves room for the decodes behind it and for new arrivals (vLLM's long-prefill threshold); the
+budget left over at the end goes back to the prefills in order, so a prompt prefilling alone
+still uses the whole budget. A threshold near the whole budget lets prefills ahead of a decode
+take its token: that decode then waits a step, as in vLLM's first-come-first-served order.
 A compressed (ShadowKV) sequence advances one token a step; its prefill stops exactly at the end
 of the prompt so the compression sees the whole prompt and nothing more. When a running sequence
 cannot get the pages for its next tokens, the newest running sequence is preempted: its memory
