@@ -123,12 +123,22 @@ def step_bytes(mode: str, shape: ModelShape, sparse: SparseSettings | None, batc
     return shadowkv_step(shape, sparse, batch, context, miss, itemsize)
 
 
-def projected_ratio(shape: ModelShape, sparse: SparseSettings, context: int, dense_batch: int,
-                    sparse_batch: int, hit_rate: float, itemsize: int, hbm_bytes_per_s: float,
-                    pcie_bytes_per_s: float) -> float:
-    """ShadowKV tokens/s over dense tokens/s, both at their rooflines."""
+def roofline_tokens_per_s(shape: ModelShape, sparse: SparseSettings, context: int,
+                          dense_batch: int, sparse_batch: int, hit_rate: float, itemsize: int,
+                          hbm_bytes_per_s: float, pcie_bytes_per_s: float) -> tuple[float, float]:
+    """(dense, ShadowKV) tokens/s, each at its roofline and its own batch."""
     bw = (hbm_bytes_per_s, pcie_bytes_per_s)
     sparse_tps = shadowkv_step(shape, sparse, sparse_batch, context, 1.0 - hit_rate,
                                itemsize).tokens_per_s(sparse_batch, *bw)
     dense_tps = dense_step(shape, dense_batch, context, itemsize).tokens_per_s(dense_batch, *bw)
+    return dense_tps, sparse_tps
+
+
+def projected_ratio(shape: ModelShape, sparse: SparseSettings, context: int, dense_batch: int,
+                    sparse_batch: int, hit_rate: float, itemsize: int, hbm_bytes_per_s: float,
+                    pcie_bytes_per_s: float) -> float:
+    """ShadowKV tokens/s over dense tokens/s, both at their rooflines."""
+    dense_tps, sparse_tps = roofline_tokens_per_s(shape, sparse, context, dense_batch,
+                                                  sparse_batch, hit_rate, itemsize,
+                                                  hbm_bytes_per_s, pcie_bytes_per_s)
     return sparse_tps / dense_tps

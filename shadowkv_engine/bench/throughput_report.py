@@ -9,7 +9,7 @@ import sys
 import torch
 
 from ..config import ShadowKVConfig
-from .roofline import ModelShape, SparseSettings, dense_step, shadowkv_step
+from .roofline import ModelShape, SparseSettings, roofline_tokens_per_s
 
 
 def fmt(value, spec: str = "", missing: str = "-") -> str:
@@ -93,7 +93,6 @@ def projections(rows, largest, shape: ModelShape, args, itemsize: int, hbm_bps: 
     (each mode at its own largest batch for 'max')."""
     kv = ShadowKVConfig(sparse_budget=args.budget).for_model(shape.kv_heads, shape.head_dim)
     sparse = SparseSettings.of(kv)
-    bw = (hbm_bps, args.pcie_gbs * 1e9)
     out = []
     labels = list(dict.fromkeys(args.batches + ["max"]))
     for context in args.context:
@@ -103,10 +102,9 @@ def projections(rows, largest, shape: ModelShape, args, itemsize: int, hbm_bps: 
             if not dense_b or not sparse_b or (dense_b, sparse_b) in seen:
                 continue
             seen.add((dense_b, sparse_b))
-            dense = dense_step(shape, dense_b, context, itemsize).tokens_per_s(dense_b, *bw)
             for hit in args.project_hit_rates:
-                cost = shadowkv_step(shape, sparse, sparse_b, context, 1.0 - hit, itemsize)
-                tps = cost.tokens_per_s(sparse_b, *bw)
+                dense, tps = roofline_tokens_per_s(shape, sparse, context, dense_b, sparse_b, hit,
+                                                   itemsize, hbm_bps, args.pcie_gbs * 1e9)
                 out.append({"context": context, "label": str(label), "dense_batch": dense_b,
                             "shadowkv_batch": sparse_b, "hit_rate": hit, "dense_tok_s": dense,
                             "shadowkv_tok_s": tps, "ratio": tps / dense})

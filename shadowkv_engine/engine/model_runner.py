@@ -90,7 +90,6 @@ class ModelRunner:
         else:
             load_weights(model, config.model, model_config.tie_word_embeddings)
         self.model = model.eval()
-        self.model_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
         self.backend_name = resolve_attention_backend(config.attention_backend, self.device,
                                                       self.dtype)
 
