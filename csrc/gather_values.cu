@@ -1,5 +1,5 @@
 // Zero-copy value gather: the kernel reads the fetched chunks straight out of pinned host memory
-// over PCIe (UVA) and writes them into the GPU slot rows. One launch moves every fetched chunk of
+// over PCIe (UVA), or out of the store's device tier, and writes them into the GPU slot rows. One launch moves every fetched chunk of
 // every (sequence, KV head, slot); empty slots (fetch = -1, the plan's hits and unused slots) cost
 // one int read. Bytes are copied as 16-byte vectors, so any dtype, head dim and chunk size work.
 //
@@ -25,6 +25,7 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(GatherArgs a) {
   const int row_vecs = a.row_bytes / 16;
   const int chunk_vecs = t.chunk_size * row_vecs;
   const char* store = static_cast<const char*>(a.store);
+  const char* device_store = static_cast<const char*>(a.device_store);
   char* kv = static_cast<char*>(a.kv);
 
   for (int64_t item = (int64_t(blockIdx.x) * kThreads + threadIdx.x) >> 5; item < num_items;
@@ -42,8 +43,12 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(GatherArgs a) {
     const int64_t row0 = t.row_offset[b] + int64_t(slot) * t.chunk_size;
     const int32_t* src_pages = a.store_pages + int64_t(b) * a.store_cols;
     const int32_t* dst_pages = t.slot_pages + int64_t(b) * t.slot_cols;
-    const char* src_head = store + head * a.store_head_stride * a.itemsize;
+    const int64_t head_offset = head * a.store_head_stride * a.itemsize;
     char* dst_head = kv + head * a.kv_head_stride * a.itemsize;
+    // A chunk counts as read from the host when its first token's page is there (a chunk lies in
+    // one page whenever chunk_size divides block_size, as the engine requires).
+    if (a.host_chunks != nullptr && lane == 0 && src_pages[token0 / t.block_size] < a.host_pages)
+      atomicAdd(a.host_chunks + a.slots[b], 1ULL);
 
     for (int v0 = lane; v0 < chunk_vecs; v0 += 32 * kUnroll) {
       uint4 buf[kUnroll];
@@ -53,9 +58,14 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(GatherArgs a) {
         if (v < chunk_vecs) {
           int i = v / row_vecs, w = v - i * row_vecs;
           int64_t token = token0 + i;
-          int64_t elem = int64_t(src_pages[token / t.block_size]) * a.store_page_stride +
-                         (token % t.block_size) * a.store_row_stride;
-          buf[u] = *reinterpret_cast<const uint4*>(src_head + elem * a.itemsize + w * 16);
+          int64_t page = src_pages[token / t.block_size];
+          const char* tier = store;
+          if (page >= a.host_pages) {
+            tier = device_store;
+            page -= a.host_pages;
+          }
+          int64_t elem = page * a.store_page_stride + (token % t.block_size) * a.store_row_stride;
+          buf[u] = *reinterpret_cast<const uint4*>(tier + head_offset + elem * a.itemsize + w * 16);
         }
       }
 #pragma unroll

@@ -35,11 +35,18 @@ struct SlotTables {
 };
 
 // Copies the values of every fetched chunk from the pinned host store into the kv pages.
+// The value store has two tiers with the same layout: pages 0 .. host_pages - 1 lie in pinned
+// host memory (read over PCIe), pages from host_pages on in device memory (device_store).
 struct GatherArgs {
-  const void* store;  // device-visible address of store[0, layer] (pinned host memory)
-  void* kv;           // kv[0, layer, 1]
+  const void* store;         // device-visible address of store[0, layer] (pinned host memory)
+  const void* device_store;  // device_store[0, layer], or null when the device tier is empty
+  int64_t host_pages;
+  void* kv;                  // kv[0, layer, 1]
   const int32_t* store_pages;  // [batch, store_cols]
   int store_cols;
+  // Optional (null: not counted): host_chunks[slots[b]] += chunks of row b read from host memory.
+  unsigned long long* host_chunks;
+  const int64_t* slots;  // [batch]
   int64_t store_page_stride, store_head_stride, store_row_stride;
   int64_t kv_page_stride, kv_head_stride, kv_row_stride;
   int row_bytes;  // head_dim * itemsize, a multiple of 16
@@ -110,10 +117,13 @@ cudaError_t launch_score_chunks(const ScoreArgs& args, DType dtype, cudaStream_t
 // ---- value offload (offload_values.cu) ------------------------------------------------------
 namespace shadowkv {
 
-// Writes value rows into the pinned host store: store[pages[i], layer, h, offsets[i]] =
-// values[i, h] for every row i and head h. See shadowkv_engine/ops/value_offload.py.
+// Writes value rows into the value store: store[pages[i], layer, h, offsets[i]] = values[i, h]
+// for every row i and head h (pages from host_pages on are device_store's, as for the gather).
+// See shadowkv_engine/ops/value_offload.py.
 struct OffloadArgs {
   void* store;         // device-visible address of store[0, layer] (pinned host memory)
+  void* device_store;  // device_store[0, layer] (pages from host_pages on), or null
+  int64_t host_pages;
   const void* values;  // values[0, 0], [rows, heads, D] with 16-byte aligned rows
   const void* pages;   // [rows] int32 or int64 store pages
   const void* offsets;  // [rows] int32 or int64 rows within the page

@@ -1,5 +1,5 @@
 // Value offload, the reverse of the zero-copy gather: the kernel writes token value rows from GPU
-// memory straight into the pinned host value store over PCIe (UVA). The copy is queued on the
+// memory straight into the pinned host value store over PCIe (UVA), or into its device tier. The copy is queued on the
 // stream like any kernel (no host sync, no staging buffer), and one launch moves every row of a
 // layer wherever its page and offset are. Bytes move as 16-byte vectors, so any dtype works whose
 // rows are a multiple of 16 bytes.
@@ -30,6 +30,7 @@ __global__ void __launch_bounds__(kThreads) offload_kernel(OffloadArgs a) {
   const int64_t step = int64_t(gridDim.x) * kThreads;
   const char* values = static_cast<const char*>(a.values);
   char* store = static_cast<char*>(a.store);
+  char* device_store = static_cast<char*>(a.device_store);
 
   for (int64_t v0 = int64_t(blockIdx.x) * kThreads + threadIdx.x; v0 < num_vecs;
        v0 += step * kUnroll) {
@@ -43,13 +44,18 @@ __global__ void __launch_bounds__(kThreads) offload_kernel(OffloadArgs a) {
         const int64_t row_head = v / row_vecs;
         const int head = static_cast<int>(row_head % a.heads);
         const int64_t row = row_head / a.heads;
-        const int64_t page = read_index(a.pages, row, a.pages_stride, a.pages_itemsize);
+        int64_t page = read_index(a.pages, row, a.pages_stride, a.pages_itemsize);
+        char* tier = store;
+        if (page >= a.host_pages) {
+          tier = device_store;
+          page -= a.host_pages;
+        }
         const int64_t offset = read_index(a.offsets, row, a.offsets_stride, a.offsets_itemsize);
         const int64_t src = row * a.values_row_stride + head * a.values_head_stride;
         const int64_t elem = page * a.store_page_stride + head * a.store_head_stride +
                              offset * a.store_row_stride;
         buf[u] = *reinterpret_cast<const uint4*>(values + src * a.itemsize + w * 16);
-        dst[u] = store + elem * a.itemsize + w * 16;
+        dst[u] = tier + elem * a.itemsize + w * 16;
       }
     }
 #pragma unroll

@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "launchers.h"
@@ -100,12 +101,29 @@ void check_kv(const at::Tensor& kv, int64_t layer) {
 // Where the GPU can read the pinned store: its own address under UVA, else the mapped alias.
 const void* device_view(const at::Tensor& store) {
   const void* host = store.data_ptr();
+  if (store.numel() == 0) return host;  // an empty host tier: every page is on the device
   if (device_attribute(cudaDevAttrUnifiedAddressing) &&
       device_attribute(cudaDevAttrCanUseHostPointerForRegisteredMem))
     return host;
   void* dev = nullptr;
   check_launch(cudaHostGetDevicePointer(&dev, const_cast<void*>(host), 0), "gather_values");
   return dev;
+}
+
+// The value store's device tier, device_store[0, layer], or null where there is none. It must
+// have the host tier's layout (the kernels address both with the host tier's strides).
+char* device_tier(const std::optional<at::Tensor>& device_store, const at::Tensor& store,
+                  const at::Tensor& on_device, int64_t layer) {
+  if (!device_store.has_value() || device_store->numel() == 0) return nullptr;
+  const at::Tensor& tier = *device_store;
+  TORCH_CHECK(tier.device() == on_device.device(), "device_store must be on ", on_device.device(),
+              ", got ", tier.device());
+  TORCH_CHECK(tier.scalar_type() == store.scalar_type(), "device_store is ", tier.scalar_type(),
+              " but store is ", store.scalar_type());
+  TORCH_CHECK(tier.dim() == 5 && tier.sizes().slice(1) == store.sizes().slice(1) &&
+              tier.strides() == store.strides(),
+              "device_store ", tier.sizes(), " must have the layout of store ", store.sizes());
+  return static_cast<char*>(tier.data_ptr()) + layer * tier.stride(1) * tier.element_size();
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> plan_chunk_reuse(const at::Tensor& resident,
@@ -132,11 +150,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> plan_chunk_reuse(const at::Tensor
 
 void gather_values(const at::Tensor& store, at::Tensor kv, const at::Tensor& store_pages,
                    const at::Tensor& slot_pages, const at::Tensor& row_offset,
-                   const at::Tensor& fetch, int64_t layer, int64_t chunk_size) {
+                   const at::Tensor& fetch, int64_t layer, int64_t chunk_size,
+                   const std::optional<at::Tensor>& device_store,
+                   const std::optional<at::Tensor>& host_chunks,
+                   const std::optional<at::Tensor>& slots) {
   check_kv(kv, layer);
   const c10::cuda::CUDAGuard guard(kv.device());
-  TORCH_CHECK(store.device().is_cpu() && store.is_pinned() && store.dim() == 5,
-              "store must be a pinned CPU tensor [pages, L, H, block_size, D]");
+  TORCH_CHECK(store.device().is_cpu() && (store.is_pinned() || store.numel() == 0) &&
+              store.dim() == 5, "store must be a pinned CPU tensor [pages, L, H, block_size, D]");
   TORCH_CHECK(store.scalar_type() == kv.scalar_type(), "store and kv dtypes differ");
   TORCH_CHECK(store.size(1) == kv.size(1) && store.size(2) == kv.size(3) &&
               store.size(3) == kv.size(4) && store.size(4) == kv.size(5),
@@ -153,8 +174,23 @@ void gather_values(const at::Tensor& store, at::Tensor kv, const at::Tensor& sto
   a.kv = static_cast<char*>(kv.data_ptr()) + (layer * kv.stride(1) + kv.stride(2)) * item;
   TORCH_CHECK(reinterpret_cast<uintptr_t>(a.store) % 16 == 0 &&
               reinterpret_cast<uintptr_t>(a.kv) % 16 == 0, "store and kv must be 16-byte aligned");
+  a.device_store = device_tier(device_store, store, kv, layer);
+  a.host_pages = store.size(0);
   a.store_pages = store_pages.data_ptr<int32_t>();
   a.store_cols = static_cast<int>(store_pages.size(1));
+  a.host_chunks = nullptr;
+  a.slots = nullptr;
+  if (host_chunks.has_value()) {
+    TORCH_CHECK(slots.has_value(), "host_chunks needs slots");
+    TORCH_CHECK(host_chunks->device() == kv.device() && host_chunks->scalar_type() == at::kLong &&
+                host_chunks->dim() == 1 && host_chunks->is_contiguous(),
+                "host_chunks must be a contiguous int64 vector on ", kv.device());
+    TORCH_CHECK(slots->device() == kv.device() && slots->scalar_type() == at::kLong &&
+                slots->dim() == 1 && slots->is_contiguous() && slots->size(0) == fetch.size(0),
+                "slots must be a contiguous int64 vector of one counter index per sequence");
+    a.host_chunks = reinterpret_cast<unsigned long long*>(host_chunks->data_ptr<int64_t>());
+    a.slots = slots->data_ptr<int64_t>();
+  }
   a.store_page_stride = store.stride(0);
   a.store_head_stride = store.stride(2);
   a.store_row_stride = store.stride(3);
@@ -308,11 +344,13 @@ void check_row_index(const at::Tensor& t, const char* name, const at::Tensor& va
 }
 
 void offload_values(at::Tensor store, const at::Tensor& values, const at::Tensor& pages,
-                    const at::Tensor& offsets, int64_t layer) {
+                    const at::Tensor& offsets, int64_t layer,
+                    const std::optional<at::Tensor>& device_store) {
   TORCH_CHECK(values.is_cuda() && values.dim() == 3, "values must be a CUDA tensor [rows, H, D], "
               "got ", values.sizes(), " on ", values.device());
   const c10::cuda::CUDAGuard guard(values.device());
-  TORCH_CHECK(store.device().is_cpu() && store.is_pinned() && store.dim() == 5,
+  TORCH_CHECK(store.device().is_cpu() && (store.is_pinned() || store.numel() == 0) &&
+              store.dim() == 5,
               "store must be a pinned CPU tensor [pages, L, H, block_size, D], got ",
               store.sizes(), " on ", store.device(), store.is_pinned() ? "" : " (not pinned)");
   TORCH_CHECK(store.scalar_type() == values.scalar_type(), "store is ", store.scalar_type(),
@@ -332,6 +370,8 @@ void offload_values(at::Tensor store, const at::Tensor& values, const at::Tensor
   // device_view hands out a read-only address; the pinned store is ours to write.
   a.store = static_cast<char*>(const_cast<void*>(device_view(store))) +
             layer * store.stride(1) * item;
+  a.device_store = device_tier(device_store, store, values, layer);
+  a.host_pages = store.size(0);
   a.values = values.data_ptr();
   TORCH_CHECK(reinterpret_cast<uintptr_t>(a.store) % 16 == 0 &&
               reinterpret_cast<uintptr_t>(a.values) % 16 == 0,
@@ -359,14 +399,15 @@ void offload_values(at::Tensor store, const at::Tensor& values, const at::Tensor
 TORCH_LIBRARY(shadowkv, m) {
   m.def("plan_chunk_reuse(Tensor resident, Tensor selected) -> (Tensor, Tensor, Tensor)");
   m.def("gather_values(Tensor store, Tensor(a!) kv, Tensor store_pages, Tensor slot_pages, "
-        "Tensor row_offset, Tensor fetch, int layer, int chunk_size) -> ()");
+        "Tensor row_offset, Tensor fetch, int layer, int chunk_size, Tensor? device_store=None, "
+        "Tensor(b!)? host_chunks=None, Tensor? slots=None) -> ()");
   m.def("rebuild_keys(Tensor u_rows, Tensor basis, Tensor(a!) kv, Tensor u_pages, "
         "Tensor basis_pages, Tensor slot_pages, Tensor row_offset, Tensor fetch, "
         "Tensor inv_freq, int layer, int chunk_size, int rank) -> ()");
   m.def("score_chunks_paged(Tensor q, Tensor head_rows, Tensor lm_pages, Tensor n_chunks, "
         "Tensor excluded, int layer, Tensor(a!) scores) -> ()");
   m.def("offload_values(Tensor(a!) store, Tensor values, Tensor pages, Tensor offsets, "
-        "int layer) -> ()");
+        "int layer, Tensor(b!)? device_store=None) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(shadowkv, CUDA, m) {

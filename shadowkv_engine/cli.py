@@ -31,6 +31,9 @@ ENGINE_FLAG_HELP = {
     "cpu_kv_pool_gb": "device KV pool size in GB when the model runs on the CPU",
     "num_cpu_blocks": "pinned CPU value pool size in pages (overrides --cpu-offload-gb)",
     "cpu_offload_gb": "pinned CPU memory for offloaded values, GB",
+    "gpu_value_store_gb": "GPU memory for ShadowKV values, GB, taken from the KV pool (0: every "
+                          "value in host memory; None: the split that fits the most sequences "
+                          "of max_model_len, on CUDA)",
     "seed": "engine seed (requests without a seed draw from it)",
     "served_model_name": "model name clients send and /v1/models shows",
     "attention_backend": "attention kernels: flashinfer (GPU), torch, or auto (flashinfer where "

@@ -100,6 +100,10 @@ class EngineConfig:
     # Pinned host pool for offloaded values: an explicit page count wins; else this many GB.
     num_cpu_blocks: int | None = None
     cpu_offload_gb: float = 4.0
+    # ShadowKV values kept in GPU memory, taken from the KV budget (kv/value_pool.py): GB, 0 for
+    # none (every value in host memory, as in the paper), None for the automatic split on CUDA
+    # (the one that fits the most sequences of max_model_len; engine/value_tier_plan.py).
+    gpu_value_store_gb: float | None = None
     seed: int = 0
     served_model_name: str | None = None
     # "safetensors", or "dummy": random weights of the checkpoint's shapes (config.json only;
@@ -145,6 +149,9 @@ class EngineConfig:
         if self.long_prefill_token_threshold is not None and self.long_prefill_token_threshold < 1:
             raise InvalidRequestError("long_prefill_token_threshold must be at least 1",
                                       param="long_prefill_token_threshold")
+        if self.gpu_value_store_gb is not None and not self.gpu_value_store_gb >= 0:
+            raise InvalidRequestError("gpu_value_store_gb must be >= 0 (or null: automatic)",
+                                      param="gpu_value_store_gb")
         if self.max_queued_requests is not None and self.max_queued_requests < 0:
             raise InvalidRequestError("max_queued_requests must be >= 0",
                                       param="max_queued_requests")

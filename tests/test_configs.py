@@ -58,7 +58,7 @@ def test_cpu_demo_config_serves_the_embedded_model_and_logs_the_memory_plan(capl
     # the embedded model: 4 layers, 2 KV heads x 128, rank 40: 204 coefficient rows a page,
     # 4092 chunks (32 landmark rows a page), (48 + 256) exact chunks of 8 rows, 16-token pages
     assert ("a sequence of 32768 tokens: GPU pages u 161, lm 128, basis 2, exact 152, tail 4; "
-            "CPU pages 2046" in line)
+            "value pages 2046" in line)
     assert line.endswith("largest batch at that length: 8")
 
 

@@ -85,8 +85,10 @@ def timed_steps(engine, batch: int, steps: int, on_cuda: bool) -> dict:
     tokens = after.generation_tokens_total - before.generation_tokens_total
     selected = after.shadowkv_chunks_selected_total - before.shadowkv_chunks_selected_total
     hits = after.shadowkv_chunk_hits_total - before.shadowkv_chunk_hits_total
+    host_bytes = after.cpu_bytes_fetched_total - before.cpu_bytes_fetched_total
     return {"steps": steps, "tokens": tokens, "decode_s": elapsed, "decode_tok_s": tokens / elapsed,
             "step_ms": elapsed * 1e3 / steps, "hit_rate": hits / selected if selected else None,
+            "fetched_chunks": selected - hits, "host_fetch_bytes": host_bytes,
             "batch_intact": tokens == batch * steps,
             "preemptions": after.num_preemptions_total - before.num_preemptions_total,
             "gpu_kv_pages_used": after.gpu_blocks_used,

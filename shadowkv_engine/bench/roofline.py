@@ -1,7 +1,8 @@
 """Bytes one decode step must move, dense vs ShadowKV, and the step time they allow.
 
 Pure arithmetic (no torch). HBM bytes are read or written in device memory; PCIe bytes are the
-values fetched from pinned host memory. A step is no faster than the larger of HBM bytes over the
+values fetched from pinned host memory (`host_share` of the fetched chunks: the rest come from the
+value store's device tier, kv/value_pool.py, and count as HBM reads). A step is no faster than the larger of HBM bytes over the
 HBM bandwidth and PCIe bytes over the PCIe bandwidth (at best the fetch overlaps the HBM work).
 
 Weights count once per step (every layer's q, k, v, o, gate, up, down and the LM head; the
@@ -97,7 +98,7 @@ def dense_step(shape: ModelShape, batch: int, context: int, itemsize: int) -> St
 
 
 def shadowkv_step(shape: ModelShape, sparse: SparseSettings, batch: int, context: int,
-                  miss: float, itemsize: int) -> StepBytes:
+                  miss: float, itemsize: int, host_share: float = 1.0) -> StepBytes:
     chunks, outliers, selected, tail = sparse.layout(context)
     row = shape.kv_heads * shape.head_dim * itemsize  # one token's K (or V) of all KV heads
     per_layer = {
@@ -106,30 +107,32 @@ def shadowkv_step(shape: ModelShape, sparse: SparseSettings, batch: int, context
         "basis": shape.kv_heads * sparse.rank * shape.head_dim * itemsize,
         "rebuilt_keys": miss * selected * row,
         "fetched_values": miss * selected * row,
+        "device_tier_values": miss * (1.0 - host_share) * selected * row,
         "attention": 2 * (outliers * sparse.chunk_size + selected + tail) * row,
     }
     scale = batch * shape.layers
     parts = {"weights": shape.weight_bytes(itemsize)}
     parts.update({name: value * scale for name, value in per_layer.items()})
-    pcie = miss * selected * row * scale
+    pcie = miss * host_share * selected * row * scale
     return StepBytes(sum(parts.values()), pcie, parts)
 
 
 def step_bytes(mode: str, shape: ModelShape, sparse: SparseSettings | None, batch: int,
-               context: int, miss: float, itemsize: int) -> StepBytes:
+               context: int, miss: float, itemsize: int, host_share: float = 1.0) -> StepBytes:
     """The mode's bytes; a sequence too short to compress decodes dense."""
     if mode == "dense" or sparse is None:
         return dense_step(shape, batch, context, itemsize)
-    return shadowkv_step(shape, sparse, batch, context, miss, itemsize)
+    return shadowkv_step(shape, sparse, batch, context, miss, itemsize, host_share)
 
 
 def roofline_tokens_per_s(shape: ModelShape, sparse: SparseSettings, context: int,
                           dense_batch: int, sparse_batch: int, hit_rate: float, itemsize: int,
-                          hbm_bytes_per_s: float, pcie_bytes_per_s: float) -> tuple[float, float]:
+                          hbm_bytes_per_s: float, pcie_bytes_per_s: float,
+                          host_share: float = 1.0) -> tuple[float, float]:
     """(dense, ShadowKV) tokens/s, each at its roofline and its own batch."""
     bw = (hbm_bytes_per_s, pcie_bytes_per_s)
     sparse_tps = shadowkv_step(shape, sparse, sparse_batch, context, 1.0 - hit_rate,
-                               itemsize).tokens_per_s(sparse_batch, *bw)
+                               itemsize, host_share).tokens_per_s(sparse_batch, *bw)
     dense_tps = dense_step(shape, dense_batch, context, itemsize).tokens_per_s(dense_batch, *bw)
     return dense_tps, sparse_tps
 

@@ -38,13 +38,23 @@ from .step_profile import format_profile
 COMPRESS_FROM = 1024  # shadowkv.min_context_len: shorter prompts stay dense
 
 
-def build_llm(path: Path, args, attention: str, max_seqs: int, cpu_gb: float,
+# Attention modes the benchmark compares: ShadowKV with the engine's value placement (values in
+# spare GPU memory first, --gpu-value-store-gb), and with every value in host memory (the paper).
+MODES = {"dense": ("dense", 0.0), "shadowkv": ("shadowkv", None),
+         "shadowkv-host": ("shadowkv", 0.0)}
+
+
+def build_llm(path: Path, args, mode: str, max_seqs: int, cpu_gb: float,
               enforce_eager: bool) -> LLM:
     on_gpu = args.device != "cpu"
     limit = json.loads((path / "config.json").read_text())["max_position_embeddings"]
     max_len = min(limit, max(args.context) + decode_tokens(max_seqs, max(args.context), args))
+    attention, gpu_value_gb = MODES[mode]
+    if mode == "shadowkv" and args.gpu_value_store_gb is not None:
+        gpu_value_gb = args.gpu_value_store_gb
     return LLM(model=str(path), device=args.device, dtype="bfloat16" if on_gpu else "float32",
                attention=attention, num_gpu_blocks=None if on_gpu else 4096,
+               gpu_value_store_gb=gpu_value_gb,
                load_format=args.load_format, max_model_len=max_len, max_num_seqs=max_seqs,
                max_num_batched_tokens=MAX_BATCHED_TOKENS, gpu_memory_utilization=0.92,
                cpu_offload_gb=cpu_gb, enforce_eager=enforce_eager,
@@ -63,8 +73,12 @@ def add_roofline(row: dict, mode: str, shape: ModelShape, sparse: SparseSettings
     context = timed_context(row, args)
     compressed = sparse is not None and row["context"] >= COMPRESS_FROM
     hit = row.get("hit_rate") or 0.0
+    chunk_bytes = sparse.chunk_size * shape.head_dim * itemsize if sparse else 0
+    fetched = row.get("fetched_chunks", 0) * chunk_bytes
+    # The share of fetched values read over PCIe (the rest come from the device tier).
+    row["host_share"] = row.get("host_fetch_bytes", 0) / fetched if fetched else 1.0
     cost = step_bytes(mode, shape, sparse if compressed else None, row["batch"], context,
-                      1.0 - hit, itemsize)
+                      1.0 - hit, itemsize, row["host_share"])
     seconds = cost.seconds(hbm_bps, args.pcie_gbs * 1e9)
     row["roofline"] = {"hbm_bytes": cost.hbm, "pcie_bytes": cost.pcie, "parts": cost.parts,
                        "step_ms": seconds * 1e3, "tok_s": row["batch"] / seconds,
@@ -86,12 +100,13 @@ def run_mode(path, args, mode, shape, itemsize, hbm_bps, cpu_gb) -> tuple[list, 
     """All contexts and batches of one attention mode on one engine; (rows, largest batches)."""
     numeric = [b for b in args.batches if b != "max"]
     max_seqs = args.max_num_seqs if "max" in args.batches else max(numeric)
-    llm = build_llm(path, args, mode, max_seqs, cpu_gb if mode == "shadowkv" else 0.0,
+    llm = build_llm(path, args, mode, max_seqs, cpu_gb if mode != "dense" else 0.0,
                     args.enforce_eager)
     engine = llm.engine
-    sparse = SparseSettings.of(engine.config.shadowkv) if mode == "shadowkv" else None
+    sparse = SparseSettings.of(engine.config.shadowkv) if mode != "dense" else None
     page = shape.layers * shape.kv_heads * engine.config.block_size * shape.head_dim * itemsize
-    pinned_gib = engine.blocks.cpu_pool.num_pages * page / GIB
+    pinned_gib = engine.blocks.value_pool.host.num_pages * page / GIB
+    gpu_value_gib = engine.blocks.value_pool.device.num_pages * page / GIB
     rows, largest, hidden = [], {}, []
     for context in args.context:
         largest[context] = largest_batch(engine, context, args, max_seqs)
@@ -103,6 +118,7 @@ def run_mode(path, args, mode, shape, itemsize, hbm_bps, cpu_gb) -> tuple[list, 
                 continue
             row = run_batch(engine, batch, context, args)
             row.update(mode=mode, label=str(label), pinned_cpu_gib=pinned_gib,
+                       gpu_value_gib=gpu_value_gib,
                        largest_batch=largest[context], max_num_seqs=max_seqs,
                        kv_in_use_gib=row["gpu_kv_pages_used"] * 2 * page / GIB)
             add_roofline(row, mode, shape, sparse, args, itemsize, hbm_bps)
@@ -126,7 +142,7 @@ def profile_eager(path, args, mode: str, cpu_gb: float, rows: list[dict]):
     print(f"    {mode}: the profiler saw graph launches but no kernels inside them (CUDA graph "
           "replays); profiling again on an engine with enforce_eager=True", flush=True)
     llm = build_llm(path, args, mode, max(r["batch"] for r in rows),
-                    cpu_gb if mode == "shadowkv" else 0.0, True)
+                    cpu_gb if mode != "dense" else 0.0, True)
     for row in rows:
         row["profile_eager"] = run_batch(llm.engine, row["batch"], row["context"], args,
                                          timed=False)["profile"]
@@ -152,7 +168,11 @@ def add_throughput_args(parser: argparse.ArgumentParser):
     parser.add_argument("--warmup", type=int, default=3, help="decode steps before timing")
     parser.add_argument("--budget", type=int, default=2048)
     parser.add_argument("--attention", nargs="+", default=["dense", "shadowkv"],
-                        choices=["dense", "shadowkv"])
+                        choices=sorted(MODES),
+                        help="shadowkv-host: ShadowKV with every value in host memory")
+    parser.add_argument("--gpu-value-store-gb", type=float, default=None,
+                        help="the shadowkv mode's values in GPU memory (default: the engine's "
+                             "automatic split)")
     parser.add_argument("--attention-backend", default="auto",
                         choices=["auto", "flashinfer", "torch"])
     parser.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")

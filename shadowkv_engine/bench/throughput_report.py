@@ -53,6 +53,10 @@ def format_meta(meta: dict) -> str:
             f"{meta['host_ram_gib']:.1f} GiB")
 
 
+# The summary's ShadowKV rows, by mode, with what their batch label gets appended.
+SPARSE_MODES = {"shadowkv": "", "shadowkv-host": " host"}
+
+
 def format_row(row: dict) -> str:
     roof = row["roofline"]
     hit = fmt(row.get("hit_rate"), ".3f")
@@ -67,8 +71,11 @@ def format_row(row: dict) -> str:
         f"{roof['pcie_bytes'] / 1e9:.3f} GB PCIe a step): {100 * row['roofline_fraction']:.1f}% "
         "reached",
         f"         peak GPU {fmt(row['peak_gpu_gib'], '.1f')} GiB, KV pages in use "
-        f"{row['kv_in_use_gib']:.2f} GiB, pinned CPU {row['pinned_cpu_gib']:.2f} GiB; largest "
-        f"batch {fmt(row['largest_batch'])}"]
+        f"{row['kv_in_use_gib']:.2f} GiB, pinned CPU {row['pinned_cpu_gib']:.2f} GiB, values in "
+        f"GPU memory {row['gpu_value_gib']:.2f} GiB; largest batch {fmt(row['largest_batch'])}"]
+    if row["mode"] != "dense":
+        lines.append(f"         fetched values read over PCIe: {100 * row['host_share']:.1f}% "
+                     f"({row['host_fetch_bytes'] / 1e9:.2f} GB in {row['steps']} steps)")
     if not row["batch_intact"] or row["preemptions"]:
         lines.append(f"         WARNING: {row['tokens']} tokens in {row['steps']} steps (not "
                      f"{row['batch']} a step), {row['preemptions']} preemptions")
@@ -90,7 +97,8 @@ def _batches(label, context: int, largest: dict) -> tuple:
 
 def projections(rows, largest, shape: ModelShape, args, itemsize: int, hbm_bps: float) -> list:
     """Roofline ShadowKV/dense tokens/s at each --project-hit-rates value, per context and batch
-    (each mode at its own largest batch for 'max')."""
+    (each mode at its own largest batch for 'max'), with the share of fetched values that the
+    shadowkv row read over PCIe (all, where it was not measured)."""
     kv = ShadowKVConfig(sparse_budget=args.budget).for_model(shape.kv_heads, shape.head_dim)
     sparse = SparseSettings.of(kv)
     out = []
@@ -102,12 +110,17 @@ def projections(rows, largest, shape: ModelShape, args, itemsize: int, hbm_bps: 
             if not dense_b or not sparse_b or (dense_b, sparse_b) in seen:
                 continue
             seen.add((dense_b, sparse_b))
+            measured = [r for r in rows if r["mode"] == "shadowkv" and r["context"] == context
+                        and r["label"] == str(label) and "host_share" in r]
+            host_share = measured[0]["host_share"] if measured else 1.0
             for hit in args.project_hit_rates:
                 dense, tps = roofline_tokens_per_s(shape, sparse, context, dense_b, sparse_b, hit,
-                                                   itemsize, hbm_bps, args.pcie_gbs * 1e9)
+                                                   itemsize, hbm_bps, args.pcie_gbs * 1e9,
+                                                   host_share)
                 out.append({"context": context, "label": str(label), "dense_batch": dense_b,
                             "shadowkv_batch": sparse_b, "hit_rate": hit, "dense_tok_s": dense,
-                            "shadowkv_tok_s": tps, "ratio": tps / dense})
+                            "shadowkv_tok_s": tps, "ratio": tps / dense,
+                            "host_share": host_share})
     return out
 
 
@@ -120,13 +133,15 @@ def summary(meta, rows, largest, peers, projections, args) -> str:
                   f"{'batch':<12} {'dense tok/s (roof)':>20} {'shadowkv tok/s (roof)':>23} "
                   f"{'ratio':>6} {'hit rate':>8} {'HF tok/s':>9} {'dense/HF':>8} "
                   f"{'skv/HF':>7} {'equiv GB/s dense|skv':>21}"]
-        for label in list(dict.fromkeys(str(b) for b in args.batches)):
+        for label, sparse_mode in ((str(b), m) for b in dict.fromkeys(args.batches)
+                                   for m in SPARSE_MODES):
             cell = {r["mode"]: r for r in rows if r["context"] == context and r["label"] == label}
-            if not cell:
+            if not cell or (sparse_mode not in cell and sparse_mode != "shadowkv"):
                 continue
-            dense, skv = cell.get("dense"), cell.get("shadowkv")
+            dense, skv = cell.get("dense"), cell.get(sparse_mode)
             name = label if label != "max" else "max " + "|".join(
-                str(cell[m]["batch"]) if m in cell else "-" for m in ("dense", "shadowkv"))
+                str(cell[m]["batch"]) if m in cell else "-" for m in ("dense", sparse_mode))
+            name += SPARSE_MODES[sparse_mode]
 
             def tps(r):
                 return "-" if r is None else (f"{r['decode_tok_s']:.1f} "
@@ -146,12 +161,15 @@ def summary(meta, rows, largest, peers, projections, args) -> str:
                 f"{fmt(hf.get((context, first['batch'])), '.1f'):>9} "
                 f"{fmt(versus_hf(dense), '.2f'):>8} {fmt(versus_hf(skv), '.2f'):>7} "
                 f"{equivalent:>21}")
-        pinned = max((r["pinned_cpu_gib"] for r in rows if r["mode"] == "shadowkv"), default=None)
+        sparse_rows = [r for r in rows if r["mode"] != "dense"]
+        pinned = max((r["pinned_cpu_gib"] for r in sparse_rows), default=None)
+        on_gpu = max((r["gpu_value_gib"] for r in sparse_rows), default=None)
         cap = max((r["max_num_seqs"] for r in rows), default=None)
-        lines.append(f"largest batch that fits: dense {fmt(largest.get('dense', {}).get(context))}"
-                     f", shadowkv {fmt(largest.get('shadowkv', {}).get(context))} (at most the "
-                     f"engine's max_num_seqs {fmt(cap)}; pinned value pool {fmt(pinned, '.2f')} "
-                     f"GiB of {meta['host_ram_gib']:.1f} GiB host RAM)")
+        fits = ", ".join(f"{mode} {fmt(batches.get(context))}" for mode, batches in largest.items())
+        lines.append(f"largest batch that fits: {fits} (at most the engine's max_num_seqs "
+                     f"{fmt(cap)}; pinned value pool {fmt(pinned, '.2f')} GiB of "
+                     f"{meta['host_ram_gib']:.1f} GiB host RAM, values in GPU memory up to "
+                     f"{fmt(on_gpu, '.2f')} GiB)")
         proj = [p for p in projections if p["context"] == context]
         if proj:
             lines.append("roofline-projected ShadowKV/dense tok/s at hit rate "

@@ -2,8 +2,8 @@
 drives it unchanged.
 
 Each request goes to the ready replica that best holds it: first the replicas whose free KV pages
-(GPU pages, and for a prompt ShadowKV compresses, pinned CPU value pages) hold its estimated
-need now, then the fewest requests running there, then the most free pages, then in turn. The
+(GPU pages, and for a prompt ShadowKV compresses, value pages in host or GPU memory) hold its
+estimated need now, then the fewest requests running there, then the most free pages, then in turn. The
 estimate only ranks replicas; the chosen replica admits exactly. A request no replica can ever
 hold is refused by the first one tried (RequestTooLargeError, all replicas being alike); one
 refused for a full queue is offered to the next, and gets the 429 only when every queue is full.
@@ -119,8 +119,8 @@ class ReplicaRouter:
 
     # ---- routing ---------------------------------------------------------------------------
     def _pages_needed(self, prompt_len: int, params: SamplingParams) -> tuple[int, int]:
-        """(GPU, CPU) pages the request holds at its peak, roughly: a compressed prompt is dense
-        on the GPU until its prefill ends, and its values then live in CPU pages."""
+        """(GPU, value) pages the request holds at its peak, roughly: a compressed prompt is
+        dense on the GPU until its prefill ends, and its values then live in value pages."""
         max_len = min(prompt_len + (params.max_tokens or self.max_model_len), self.max_model_len)
         bs = self.config.block_size
         if (self.config.attention == "shadowkv"
@@ -129,7 +129,7 @@ class ReplicaRouter:
         return -(-max_len // bs) * params.n, 0
 
     def _by_preference(self, prompt_len: int, params: SamplingParams) -> list[Replica]:
-        gpu, cpu = self._pages_needed(prompt_len, params)
+        gpu, values = self._pages_needed(prompt_len, params)
         turn = next(self._turn)
         ready = self.replicas.ready
         count = len(self.replicas.replicas)
@@ -137,10 +137,10 @@ class ReplicaRouter:
         def rank(replica: Replica):
             s = replica.stats or EngineStats()
             free_gpu = s.gpu_blocks_total - s.gpu_blocks_used
-            free_cpu = s.cpu_blocks_total - s.cpu_blocks_used
-            fits = free_gpu >= gpu and free_cpu >= cpu
+            free_values = s.free_value_blocks
+            fits = free_gpu >= gpu and free_values >= values
             free = min(free_gpu / max(s.gpu_blocks_total, 1),
-                       free_cpu / s.cpu_blocks_total if s.cpu_blocks_total else 1.0)
+                       free_values / s.value_blocks_total if s.value_blocks_total else 1.0)
             return not fits, replica.inflight, -round(free, 2), (replica.index - turn) % count
 
         return sorted(ready, key=rank)

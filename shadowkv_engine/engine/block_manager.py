@@ -1,8 +1,9 @@
-"""Owns the KV memory: the GPU page arena and the pinned CPU value pages, who holds what, and the
-batch slots of running sequences.
+"""Owns the KV memory: the GPU page arena and the value store (pinned host pages, and a device
+tier where the arena has memory to spare: value_tier_plan.py), who holds what, and the batch
+slots of running sequences.
 
 Admission is by both budgets: a sequence joins only when the GPU pages for its whole remaining
-prefill (plus what compressing it allocates) and the CPU pages it needs are free. A sequence that
+prefill (plus what compressing it allocates) and the value pages it needs are free. A sequence that
 could never fit, even alone, is rejected when it is added. During a step, `allocate(seq, n)` is
 the one call that counts and takes the pages a sequence's next n tokens need.
 """
@@ -11,14 +12,16 @@ import logging
 import torch
 
 from ..config import EngineConfig
-from ..errors import RequestTooLargeError
+from ..errors import InvalidRequestError, RequestTooLargeError
 from ..kv.page_pool import PagePool
+from ..kv.value_pool import TieredValuePool
 from ..kv.sequence_kv import SequenceKV
 from ..kv.shadowkv import ShadowKV, chunk_counts
 from ..kv.sparse_state import SparseDecodeState
 from ..kv.storage import NULL_PAGE, KVStorage, PageLayout
 from ..model.config import ModelConfig
 from .sequence import Sequence
+from .value_tier_plan import SequencePages, auto_device_tier, sequences_that_fit
 
 logger = logging.getLogger(__name__)
 GIB = 1 << 30
@@ -30,21 +33,28 @@ PIN_GIB_PER_S = 1.4  # pinning host memory, measured on the GPU machine (DESIGN.
 
 class BlockManager:
     def __init__(self, config: EngineConfig, model_config: ModelConfig, dtype: torch.dtype,
-                 device: torch.device, num_gpu_pages: int, num_cpu_pages: int):
+                 device: torch.device, num_gpu_pages: int, num_cpu_pages: int,
+                 max_model_len: int | None = None):
+        """num_gpu_pages: the KV budget in arena pages, part of which may become the value
+        store's device tier (planned for sequences of max_model_len; None: no automatic tier)."""
         self.config = config
         self.shadowkv = config.shadowkv if config.attention == "shadowkv" else None
         self.layout = PageLayout(model_config.num_layers, model_config.num_kv_heads,
                                  model_config.head_dim, config.block_size)
+        moved = self._device_tier_pages(num_gpu_pages, num_cpu_pages, dtype, device,
+                                        max_model_len)
+        num_gpu_pages -= moved
         self.storage = KVStorage(self.layout, num_gpu_pages, num_cpu_pages, dtype, device,
-                                 self.shadowkv.rank if self.shadowkv else None)
+                                 self.shadowkv.rank if self.shadowkv else None, 2 * moved)
         self.gpu_pool = PagePool("GPU KV", num_gpu_pages, first_id=NULL_PAGE + 1)
-        self.cpu_pool = PagePool("CPU value", num_cpu_pages)
+        self.value_pool = TieredValuePool(num_cpu_pages, 2 * moved)
         self.free_slots = list(range(config.max_num_seqs - 1, -1, -1))
         self.sparse_state = (SparseDecodeState(config.max_num_seqs, model_config.num_layers,
                                                model_config.num_kv_heads, self.shadowkv, device)
                              if self.shadowkv else None)
-        # ShadowKV counters (chunks selected, chunk hits) of sequences already freed.
-        self.released_counters = [0, 0]
+        # ShadowKV counters (chunks selected, chunk hits, chunks fetched from host memory) of
+        # sequences already freed.
+        self.released_counters = [0, 0, 0]
 
     @staticmethod
     def page_counts(config: EngineConfig, model_config: ModelConfig, dtype: torch.dtype,
@@ -81,6 +91,35 @@ class BlockManager:
                                "num_gpu_blocks")
         return gpu, cpu
 
+    def _device_tier_pages(self, budget: int, host_value_pages: int, dtype: torch.dtype,
+                           device: torch.device, max_model_len: int | None) -> int:
+        """Arena pages of the KV budget that become device-tier value pages (two each)."""
+        config = self.config
+        if self.shadowkv is None:
+            return 0
+        if config.gpu_value_store_gb is not None:
+            moved = -(-int(config.gpu_value_store_gb * GIB) // self.layout.gpu_page_bytes(dtype))
+            if moved >= budget:
+                raise InvalidRequestError(
+                    f"gpu_value_store_gb ({config.gpu_value_store_gb}) takes the whole GPU KV "
+                    f"budget ({budget} pages of {self.layout.gpu_page_bytes(dtype)} bytes); "
+                    "lower it or give the engine more GPU memory", param="gpu_value_store_gb")
+            return moved
+        # Automatic only where device memory is the scarce kind and its size was not given.
+        if device.type != "cuda" or config.num_gpu_blocks is not None or max_model_len is None:
+            return 0
+        return self.auto_device_tier_pages(budget, host_value_pages, max_model_len)
+
+    def auto_device_tier_pages(self, budget: int, host_value_pages: int,
+                               max_model_len: int) -> int:
+        """The automatic split (value_tier_plan.py) for sequences of max_model_len."""
+        if not self._compresses(max_model_len - 1):
+            return 0
+        peak, values = self.peak_pages(max_model_len - 1, max_model_len, True)
+        steady, _ = self.steady_pages(max_model_len, True)
+        return auto_device_tier(budget, host_value_pages, SequencePages(peak, steady, values),
+                                self.config.max_num_seqs)
+
     # ---- per sequence ----------------------------------------------------------------------
     def compress_at(self, seq: Sequence) -> int | None:
         """The prompt length after which the sequence is compressed, or None: it stays dense."""
@@ -90,19 +129,19 @@ class BlockManager:
 
     def new_cache(self, seq: Sequence) -> SequenceKV:
         """A cache for a sequence joining the running batch; it takes a batch slot."""
-        return SequenceKV(self.storage, self.gpu_pool, self.cpu_pool, self.shadowkv,
+        return SequenceKV(self.storage, self.gpu_pool, self.value_pool, self.shadowkv,
                           self.compress_at(seq), self.free_slots.pop())
 
     def check_fits(self, seq: Sequence) -> None:
         """Raises RequestTooLargeError if the sequence cannot fit even with the pools empty."""
         gpu, cpu = self.peak_pages(seq.num_prompt_tokens, seq.num_prompt_tokens + seq.max_tokens,
                                    self.compress_at(seq) is not None)
-        if gpu > self.gpu_pool.num_pages or cpu > self.cpu_pool.num_pages:
+        if gpu > self.gpu_pool.num_pages or cpu > self.value_pool.num_pages:
             raise RequestTooLargeError(
-                f"the request needs {gpu} GPU KV pages and {cpu} CPU value pages at its longest "
+                f"the request needs {gpu} GPU KV pages and {cpu} value pages at its longest "
                 f"({seq.num_prompt_tokens} prompt + {seq.max_tokens} generated tokens), but the "
-                f"engine has {self.gpu_pool.num_pages} GPU and {self.cpu_pool.num_pages} CPU "
-                "pages in all; shorten the request or give the engine more KV memory",
+                f"engine has {self.gpu_pool.num_pages} GPU KV and {self.value_pool.num_pages} "
+                "value pages in all; shorten the request or give the engine more KV memory",
                 param="max_tokens")
 
     def peak_pages(self, prompt_len: int, max_len: int, compressed: bool) -> tuple[int, int]:
@@ -136,21 +175,19 @@ class BlockManager:
         """The most sequences of this shape both pools hold at once, when they are prefilled one
         after another as admission does (one at its prefill peak, the others compressed)."""
         compressed = self.shadowkv is not None and self._compresses(prompt_len)
-        peak, cpu = self.peak_pages(prompt_len, max_len, compressed)
+        peak, values = self.peak_pages(prompt_len, max_len, compressed)
         steady, _ = self.steady_pages(max_len, compressed)
-        if peak > self.gpu_pool.num_pages or cpu > self.cpu_pool.num_pages:
-            return 0
-        fits = 1 + (self.gpu_pool.num_pages - peak) // max(steady, 1)
-        if cpu:
-            fits = min(fits, self.cpu_pool.num_pages // cpu)
-        return min(fits, self.config.max_num_seqs)
+        return sequences_that_fit(self.gpu_pool.num_pages, self.value_pool.num_pages,
+                                  SequencePages(peak, steady, values), self.config.max_num_seqs)
 
     def memory_plan(self, max_len: int) -> str:
         """One line for the start-up log: the pools, the pages of one max_len sequence by kind,
         the largest batch at that length and how long pinning the value store takes."""
         dtype = self.storage.dtype
         gpu_gib = self.gpu_pool.num_pages * self.layout.gpu_page_bytes(dtype) / GIB
-        cpu_gib = self.cpu_pool.num_pages * self.layout.cpu_page_bytes(dtype) / GIB
+        value_page = self.layout.cpu_page_bytes(dtype)
+        cpu_gib = self.value_pool.host.num_pages * value_page / GIB
+        device_gib = self.value_pool.device.num_pages * value_page / GIB
         pinning = (f"pinned, ~{cpu_gib / PIN_GIB_PER_S:.0f} s to pin"
                    if self.storage.values.is_pinned() else "not pinned")
         compressed = self.shadowkv is not None and self._compresses(max_len - 1)
@@ -159,12 +196,14 @@ class BlockManager:
             steady, _ = self.steady_pages(max_len, True)
             kinds["tail"] = steady - sum(kinds.values())
             per_seq = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
-            per_seq = f"GPU pages {per_seq}; CPU pages {cpu}"
+            per_seq = f"GPU pages {per_seq}; value pages {cpu}"
         else:
             per_seq = f"GPU pages {self.steady_pages(max_len, False)[0]}"
         largest = self.max_concurrent_sequences(max_len - 1, max_len)
         return (f"{self.gpu_pool.num_pages} GPU KV pages ({gpu_gib:.1f} GiB), "
-                f"{self.cpu_pool.num_pages} CPU value pages ({cpu_gib:.1f} GiB, {pinning}); "
+                f"{self.value_pool.host.num_pages} CPU value pages ({cpu_gib:.1f} GiB, "
+                f"{pinning}), {self.value_pool.device.num_pages} GPU value pages "
+                f"({device_gib:.1f} GiB); "
                 f"a sequence of {max_len} tokens: {per_seq}; largest batch at that length: "
                 f"{largest}")
 
@@ -178,13 +217,13 @@ class BlockManager:
             return False
         compress_at = self.compress_at(seq)
         gpu, cpu = self._prefill_pages(compress_at or len(seq.token_ids), compress_at is not None)
-        return gpu <= self.gpu_pool.num_free and cpu <= self.cpu_pool.num_free
+        return gpu <= self.gpu_pool.num_free and cpu <= self.value_pool.num_free
 
     def allocate(self, seq: Sequence, num_new: int) -> bool:
         """Takes the pages the sequence's next num_new tokens need (and, if they end its prompt,
         its compressed store's); False, taking nothing, when they are not all free."""
         growth = seq.kv.plan_growth(num_new)
-        if growth.gpu > self.gpu_pool.num_free or growth.cpu_pages > self.cpu_pool.num_free:
+        if growth.gpu > self.gpu_pool.num_free or growth.value_pages > self.value_pool.num_free:
             return False
         seq.kv.grow(growth)
         return True
@@ -194,8 +233,10 @@ class BlockManager:
         if kv is None:
             return
         if kv.compressed:
+            hits, host_fetches = self.sparse_state.read_counters(kv.slot)
             self.released_counters[0] += kv.shadow.chunks_selected
-            self.released_counters[1] += self.sparse_state.read_hits(kv.slot)
+            self.released_counters[1] += hits
+            self.released_counters[2] += host_fetches
         if self.sparse_state is not None:
             self.sparse_state.reset(kv.slot)
         kv.free()
@@ -203,13 +244,16 @@ class BlockManager:
         seq.kv = None
 
     def shadowkv_counters(self, running: list[Sequence]) -> tuple[int, int, int]:
-        """(chunks selected, chunk hits, value bytes fetched) over the engine's lifetime. Every
-        selected chunk that was not a hit was fetched, so the bytes follow from the other two."""
-        selected, hits = self.released_counters
+        """(chunks selected, chunk hits, value bytes fetched from host memory) over the engine's
+        lifetime. Every selected chunk that was not a hit was fetched, from the host store (over
+        PCIe, counted by the gather) or from the device tier."""
+        selected, hits, host_fetches = self.released_counters
         for seq in running:
             if seq.kv is not None and seq.kv.compressed:
+                seq_hits, seq_host = self.sparse_state.read_counters(seq.kv.slot)
                 selected += seq.kv.shadow.chunks_selected
-                hits += self.sparse_state.read_hits(seq.kv.slot)
+                hits += seq_hits
+                host_fetches += seq_host
         chunk_bytes = (self.shadowkv.chunk_size * self.layout.head_dim * self.storage.dtype.itemsize
                        if self.shadowkv else 0)
-        return selected, hits, (selected - hits) * chunk_bytes
+        return selected, hits, host_fetches * chunk_bytes

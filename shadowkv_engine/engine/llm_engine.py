@@ -55,7 +55,7 @@ class LLMEngine:
         num_gpu, num_cpu = BlockManager.page_counts(
             config, self.model_config, self.runner.dtype, self.runner.device, self.max_model_len)
         self.blocks = BlockManager(config, self.model_config, self.runner.dtype,
-                                   self.runner.device, num_gpu, num_cpu)
+                                   self.runner.device, num_gpu, num_cpu, self.max_model_len)
         self.runner.bind_kv(self.blocks)
         self.scheduler = Scheduler(config, self.blocks)
         self.sampler = Sampler(self.runner.device, config.seed)
@@ -314,8 +314,10 @@ class LLMEngine:
             requests_finished_total=totals.requests_finished_total,
             gpu_blocks_total=self.blocks.gpu_pool.num_pages,
             gpu_blocks_used=self.blocks.gpu_pool.num_used,
-            cpu_blocks_total=self.blocks.cpu_pool.num_pages,
-            cpu_blocks_used=self.blocks.cpu_pool.num_used,
+            cpu_blocks_total=self.blocks.value_pool.host.num_pages,
+            cpu_blocks_used=self.blocks.value_pool.host.num_used,
+            gpu_value_blocks_total=self.blocks.value_pool.device.num_pages,
+            gpu_value_blocks_used=self.blocks.value_pool.device.num_used,
             shadowkv_chunks_selected_total=selected,
             shadowkv_chunk_hits_total=hits,
             cpu_bytes_fetched_total=fetched,

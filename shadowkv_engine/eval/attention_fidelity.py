@@ -19,6 +19,7 @@ from ..kv.sparse_state import SparseDecodeState
 from ..kv.step_attention import StepAttention
 from ..kv.step_metadata import DecodeRow, StepMetadataBuilder
 from ..kv.storage import KVStorage, PageLayout
+from ..kv.value_pool import TieredValuePool
 from ..model.rope import (RotaryEmbedding, apply_rope, inverse_frequencies, signed_sin,
                           undo_rope)
 
@@ -69,7 +70,8 @@ def run_fidelity(context: int = 8192, cfg: ShadowKVConfig | None = None, kv_head
                         cfg.rank)
     state = SparseDecodeState(1, 1, kv_heads, cfg, dev)
     kv = SequenceKV(storage, PagePool("gpu", gpu_pages, first_id=1),
-                    PagePool("cpu", storage.values.shape[0]), cfg, compress_at=context, slot=0)
+                    TieredValuePool(storage.values.shape[0], 0), cfg, compress_at=context,
+                    slot=0)
     kv.grow(kv.plan_growth(context))
     pages, rows = (torch.from_numpy(a).to(dev) for a in kv.tokens.slots(0, context))
     storage.kv[pages.long(), 0, 0, :, rows] = k_post
@@ -113,7 +115,7 @@ def run_fidelity(context: int = 8192, cfg: ShadowKVConfig | None = None, kv_head
     recall = _topk_recall(q, k_post[:context], cfg, selected, outliers, compressed_chunks)
     found = sum(int(c in selected[h] or c in outliers[h]) for h in range(kv_heads)
                 for c in needles.tolist())
-    selected_total, hits = shadow.chunks_selected, state.read_hits(0)
+    selected_total, hits = shadow.chunks_selected, state.read_counters(0)[0]
     second = selected_total / 2
     hit_rate = hits / second if second else 0.0
     kv.free()

@@ -1,8 +1,9 @@
 """The post-step phase of ShadowKV: compress prompts that were just prefilled, fold aged chunks.
 
 Both run batched over the sequences concerned and queue their work on the current stream; values
-go to the pinned CPU store through `ops.offload_values` (the GPU writes host memory directly), so
-the host waits for nothing but the eigendecomposition's own result check.
+go to the value store through `ops.offload_values` (the GPU writes pinned host memory, or the
+store's device tier, directly), so the host waits for nothing but the eigendecomposition's own
+result check.
 """
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ def fold(caches: list[SequenceKV]) -> None:
         pages, rows = kv.tokens.slots(shadow.tail_start, c)
         src_pages.append(pages)
         src_rows.append(rows)
-        dst_pages.append(shadow.cpu_pages.array[positions // bs])
+        dst_pages.append(shadow.value_pages.array[positions // bs])
         lm_pages.append(shadow.lm_pages.array[shadow.n_chunks // rows_per_page])
         lm_rows.append(shadow.n_chunks % rows_per_page)
     index = to_device(np.concatenate([np.concatenate(src_pages), np.concatenate(src_rows),
@@ -75,7 +76,8 @@ def fold(caches: list[SequenceKV]) -> None:
     storage.head_rows[lm_page, :, :, lm_row] = landmarks.to(storage.dtype)
     # Tail pages and CPU pages both hold position p at row p % block_size.
     for layer in range(storage.layout.num_layers):
-        ops.offload_values(storage.values, values[:, layer], dst_page, src_row, layer)
+        ops.offload_values(storage.values, values[:, layer], dst_page, src_row, layer,
+                           storage.device_values)
     for kv in caches:
         kv.shadow.n_chunks += 1
         kv.tokens.release_below(kv.shadow.tail_start)
@@ -110,9 +112,9 @@ def _store_chunks(store: ShadowKV, layer: int, keys: torch.Tensor, values: torch
     landmarks = keys.float().view(heads, -1, c, dim).mean(dim=2)
     _write_head_rows(store, store.lm_pages.tensor(), layer, 0, landmarks)
     positions = torch.arange(values.shape[1], device=keys.device)
-    pages = store.cpu_pages.tensor()[positions // store.block_size]
+    pages = store.value_pages.tensor()[positions // store.block_size]
     ops.offload_values(store.storage.values, values.transpose(0, 1), pages,
-                       positions % store.block_size, layer)
+                       positions % store.block_size, layer, store.storage.device_values)
 
 
 def _keep_outliers(store: ShadowKV, state: SparseDecodeState, slot: int, layer: int,

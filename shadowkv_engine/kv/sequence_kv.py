@@ -14,6 +14,7 @@ from .page_pool import PagePool
 from .paged_tokens import PagedTokens
 from .shadowkv import ShadowKV
 from .storage import KVStorage
+from .value_pool import TieredValuePool
 
 
 @dataclass(frozen=True)
@@ -22,24 +23,24 @@ class Growth:
     tail: int = 0  # exact token pages
     u: int = 0  # coefficient pages of new tokens (compressed sequences)
     fold_lm: int = 0  # landmark page of a folded chunk
-    fold_cpu: int = 0  # CPU value page of a folded chunk
+    fold_values: int = 0  # value-store page of a folded chunk
     compress_gpu: int = 0  # the compressed store made at the end of this step's prefill
-    compress_cpu: int = 0
+    compress_values: int = 0
 
     @property
     def gpu(self) -> int:
         return self.tail + self.u + self.fold_lm + self.compress_gpu
 
     @property
-    def cpu_pages(self) -> int:
-        return self.fold_cpu + self.compress_cpu
+    def value_pages(self) -> int:
+        return self.fold_values + self.compress_values
 
 
 class SequenceKV:
-    def __init__(self, storage: KVStorage, gpu_pool: PagePool, cpu_pool: PagePool,
+    def __init__(self, storage: KVStorage, gpu_pool: PagePool, value_pool: TieredValuePool,
                  shadowkv: ShadowKVConfig | None, compress_at: int | None, slot: int):
         """compress_at: the prompt length after which to compress, or None to stay dense."""
-        self.storage, self.gpu_pool, self.cpu_pool = storage, gpu_pool, cpu_pool
+        self.storage, self.gpu_pool, self.value_pool = storage, gpu_pool, value_pool
         self.shadowkv_config = shadowkv
         self.compress_at = compress_at
         self.slot = slot
@@ -63,19 +64,19 @@ class SequenceKV:
         tail = self.tokens.pages_needed(num_new)
         if self.shadow is not None:
             u, lm, cpu = self.shadow.growth(num_new)
-            return Growth(tail=tail, u=u, fold_lm=lm, fold_cpu=cpu)
+            return Growth(tail=tail, u=u, fold_lm=lm, fold_values=cpu)
         if self.compresses_after(num_new):
             gpu, cpu = ShadowKV.pages_to_compress(self.compress_at, self.shadowkv_config,
                                                   self.storage.layout)
-            return Growth(tail=tail, compress_gpu=sum(gpu.values()), compress_cpu=cpu)
+            return Growth(tail=tail, compress_gpu=sum(gpu.values()), compress_values=cpu)
         return Growth(tail=tail)
 
     def grow(self, growth: Growth) -> None:
         self.tokens.reserve(growth.tail)
         if self.shadow is not None:
-            self.shadow.grow(growth.u, growth.fold_lm, growth.fold_cpu)
-        elif growth.compress_gpu or growth.compress_cpu:
-            self.pending = ShadowKV(self.storage, self.gpu_pool, self.cpu_pool,
+            self.shadow.grow(growth.u, growth.fold_lm, growth.fold_values)
+        elif growth.compress_gpu or growth.compress_values:
+            self.pending = ShadowKV(self.storage, self.gpu_pool, self.value_pool,
                                     self.shadowkv_config, self.tokens, self.compress_at)
 
     def advance(self, num_new: int) -> None:

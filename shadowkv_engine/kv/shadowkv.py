@@ -5,7 +5,8 @@ window and recent generated tokens) stay exact in `tail` (PagedTokens). Compress
   - a rank-r coefficient row per token (`u_pages`): pre-RoPE keys of all KV heads of a layer
     ~ coeffs @ basis, with the basis the top right singular vectors of the prompt's keys;
   - a landmark per chunk and KV head (`lm_pages`): the mean of the chunk's post-RoPE keys;
-  - their values, in the CPU value store (`cpu_pages`).
+  - their values, in the value store (`value_pages`): pinned host memory, or the store's GPU
+    tier where it has room (value_pool.py).
 Outlier chunks (lowest key/landmark cosine) are copied exact into `exact_pages`, followed by K
 slots for the chunks selected at each decode step. A slot keeps its chunk while the chunk stays
 selected (a hit); misses get their keys rebuilt and their values fetched.
@@ -23,6 +24,7 @@ from .page_list import PageList
 from .page_pool import PagePool
 from .paged_tokens import PagedTokens
 from .storage import KVStorage, head_block_ids
+from .value_pool import TieredValuePool
 
 
 def chunk_counts(num_tokens: int, cfg: ShadowKVConfig) -> tuple[int, int]:
@@ -39,10 +41,10 @@ def selected_chunks(n_chunks: int, n_out: int, cfg: ShadowKVConfig) -> int:
 
 
 class ShadowKV:
-    def __init__(self, storage: KVStorage, gpu_pool: PagePool, cpu_pool: PagePool,
+    def __init__(self, storage: KVStorage, gpu_pool: PagePool, value_pool: TieredValuePool,
                  cfg: ShadowKVConfig, tail: PagedTokens, num_tokens: int):
         """Allocates the pages that compressing the first num_tokens positions of `tail` needs."""
-        self.storage, self.gpu_pool, self.cpu_pool = storage, gpu_pool, cpu_pool
+        self.storage, self.gpu_pool, self.value_pool = storage, gpu_pool, value_pool
         self.cfg = cfg
         self.tail = tail
         layout = storage.layout
@@ -55,14 +57,14 @@ class ShadowKV:
         self.lm_pages = PageList(device)  # landmarks, by chunk id
         self.basis_pages = PageList(device)  # basis rows [H, rank, D]
         self.exact_pages = PageList(device)  # outlier rows, then the selected-chunk slots
-        self.cpu_pages = PageList(device)  # CPU value-store pages, by token position
+        self.value_pages = PageList(device)  # value-store pages, by token position
         self.chunks_selected = 0
         gpu, cpu = self.pages_to_compress(num_tokens, cfg, layout)
         self.u_pages.extend(gpu_pool.allocate(gpu["u"]))
         self.lm_pages.extend(gpu_pool.allocate(gpu["lm"]))
         self.basis_pages.extend(gpu_pool.allocate(gpu["basis"]))
         self.exact_pages.extend(gpu_pool.allocate(gpu["exact"]))
-        self.cpu_pages.extend(cpu_pool.allocate(cpu))
+        self.value_pages.extend(value_pool.allocate(cpu))
         c = cfg.chunk_size
         rows = np.arange(self.n_out + cfg.budget_chunks) * c
         # Block ids (head 0) of the exact rows, chunk by chunk: outliers, then the slots.
@@ -108,13 +110,13 @@ class ShadowKV:
         lm = cpu = 0
         if self.folds_after(num_new):
             lm = int(self.n_chunks // self.rows_per_page >= len(self.lm_pages))
-            cpu = int(self.tail_start // self.block_size >= len(self.cpu_pages))
+            cpu = int(self.tail_start // self.block_size >= len(self.value_pages))
         return u, lm, cpu
 
     def grow(self, u: int, lm: int, cpu: int) -> None:
         self.u_pages.extend(self.gpu_pool.allocate(u))
         self.lm_pages.extend(self.gpu_pool.allocate(lm))
-        self.cpu_pages.extend(self.cpu_pool.allocate(cpu))
+        self.value_pages.extend(self.value_pool.allocate(cpu))
 
     def u_slot(self, position: int) -> tuple[int, int]:
         """(page, row) of the coefficient row of a token position."""
@@ -122,23 +124,25 @@ class ShadowKV:
 
     # ---- bookkeeping -----------------------------------------------------------------------
     def memory(self) -> dict[str, int]:
-        """Bytes this sequence holds, by component (GPU pages and CPU pages)."""
+        """Bytes this sequence holds, by component (GPU pages, and value pages by tier)."""
         layout, dtype = self.storage.layout, self.storage.dtype
         gpu_page, cpu_page = layout.gpu_page_bytes(dtype), layout.cpu_page_bytes(dtype)
+        host_values = self.value_pool.on_host(self.value_pages.array)
         return {
             "gpu_lowrank_bytes": len(self.u_pages) * gpu_page,
             "gpu_landmark_bytes": len(self.lm_pages) * gpu_page,
             "gpu_basis_bytes": len(self.basis_pages) * gpu_page,
             "gpu_exact_bytes": len(self.exact_pages) * gpu_page,
             "gpu_tail_bytes": (len(self.tail.pages) - self.tail.first_page) * gpu_page,
-            "cpu_value_bytes": len(self.cpu_pages) * cpu_page,
+            "cpu_value_bytes": host_values * cpu_page,
+            "gpu_value_bytes": (len(self.value_pages) - host_values) * cpu_page,
         }
 
     def free(self) -> None:
         """Returns the compressed store's pages (the tail is freed by its owner)."""
         for pages in (self.u_pages, self.lm_pages, self.basis_pages, self.exact_pages):
             self.gpu_pool.free(pages.clear())
-        self.cpu_pool.free(self.cpu_pages.clear())
+        self.value_pool.free(self.value_pages.clear())
 
 
 def _ceil(a: int, b: int) -> int:

@@ -34,5 +34,6 @@ def select_and_fetch(layer: int, q: torch.Tensor, k_pre: torch.Tensor, meta: Spa
     fetch = fetch.view(rows, heads, k)
     ops.rebuild_keys(storage.u_rows, storage.head_rows, storage.kv, tables, fetch, inv_freq,
                      layer, cfg.chunk_size, cfg.rank)
-    ops.gather_values(storage.values, storage.kv, tables, fetch, layer, cfg.chunk_size)
+    ops.gather_values(storage.values, storage.kv, tables, fetch, layer, cfg.chunk_size,
+                      storage.device_values, state.host_fetches, meta.slots)
     state.hits.index_add_(0, meta.slots, hits.view(rows, heads).sum(1, dtype=torch.long))

@@ -2,8 +2,9 @@
 
 A sequence holds a batch slot while it runs (`BlockManager` hands them out). Its row keeps, per
 layer and KV head, the chunk id held by each selected-chunk slot (`resident`, -1 = empty: the
-hit/miss plan's memory between steps), its outlier chunk ids (left out of selection), and its hit
-and fetched-byte counters. Padded rows of a captured step use the extra dummy row.
+hit/miss plan's memory between steps), its outlier chunk ids (left out of selection), and its
+counters: chunk hits, and chunks whose values were read from host memory (over PCIe). Padded
+rows of a captured step use the extra dummy row.
 """
 import torch
 
@@ -20,12 +21,14 @@ class SparseDecodeState:
         self.outliers = torch.full(rows + (max(1, cfg.outlier_chunks),), -1, dtype=torch.int32,
                                    device=device)
         self.hits = torch.zeros(num_slots + 1, dtype=torch.long, device=device)
+        self.host_fetches = torch.zeros(num_slots + 1, dtype=torch.long, device=device)
 
     def reset(self, slot: int) -> None:
         self.resident[slot] = -1
         self.outliers[slot] = -1
         self.hits[slot] = 0
+        self.host_fetches[slot] = 0
 
-    def read_hits(self, slot: int) -> int:
-        """Chunk hits of the slot so far; reads the device."""
-        return int(self.hits[slot])
+    def read_counters(self, slot: int) -> tuple[int, int]:
+        """(chunk hits, chunks fetched from host memory) of the slot so far; reads the device."""
+        return int(self.hits[slot]), int(self.host_fetches[slot])

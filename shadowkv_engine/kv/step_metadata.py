@@ -123,7 +123,7 @@ class StepMetadataBuilder:
             "basis": ceil_div(cfg.rank, rows_per_page),
             "exact": ceil_div((cfg.outlier_chunks + cfg.budget_chunks) * self.chunk,
                               self.block_size),
-            "cpu": ceil_div(max_model_len, self.block_size),
+            "values": ceil_div(max_model_len, self.block_size),
             "lm": ceil_div(ceil_div(max_model_len, self.chunk), rows_per_page),
         }
         self.tables = {name: Staged((rows, width), torch.int32, device)
@@ -242,7 +242,7 @@ class StepMetadataBuilder:
             u_page[i], u_row[i] = shadow.u_slot(row.position)
             longest = max(longest, shadow.n_chunks)
             for name, pages in (("u", shadow.u_pages), ("basis", shadow.basis_pages),
-                                ("exact", shadow.exact_pages), ("cpu", shadow.cpu_pages),
+                                ("exact", shadow.exact_pages), ("values", shadow.value_pages),
                                 ("lm", shadow.lm_pages)):
                 tables[name][i, :len(pages)] = pages.array
         pad = slice(len(decode), padded_rows)
@@ -257,6 +257,6 @@ class StepMetadataBuilder:
             u_page=self.u_page.upload(padded_rows), u_row=self.u_row.upload(padded_rows),
             lm_pages=up["lm"],
             tables=PagedTables(u_pages=up["u"], basis_pages=up["basis"], slot_pages=up["exact"],
-                               store_pages=up["cpu"],
+                               store_pages=up["values"],
                                row_offset=self.row_offset.upload(padded_rows)),
             max_chunks=min(width, self.max_chunks))

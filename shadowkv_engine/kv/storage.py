@@ -11,8 +11,9 @@ hold other data of the same byte size, through typed views:
 So the block manager counts one kind of page and nothing is carved up ahead of time. Page 0 is
 the null page: never handed out, zeroed at start, it is where padded batch rows of a captured
 decode step read and write, so that their garbage stays finite and touches nobody's data.
-The CPU value store is [cpu_pages, L, H, block_size, D], pinned when the model runs on CUDA so
-the GPU can read it directly.
+The value store is [pages, L, H, block_size, D] in two tiers of that layout (value_pool.py):
+`values`, pinned host memory when the model runs on CUDA so the GPU can read it directly, and
+`device_values`, device memory set aside from the arena's budget (empty unless planned).
 """
 from dataclasses import dataclass
 
@@ -62,10 +63,11 @@ class PageLayout:
 
 
 class KVStorage:
-    """Owns the GPU arena and the CPU value store; views are made once."""
+    """Owns the GPU arena and the value store's two tiers; views are made once."""
 
     def __init__(self, layout: PageLayout, num_gpu_pages: int, num_cpu_pages: int,
-                 dtype: torch.dtype, device: torch.device, rank: int | None):
+                 dtype: torch.dtype, device: torch.device, rank: int | None,
+                 num_device_value_pages: int = 0):
         self.layout = layout
         self.dtype = dtype
         self.device = device
@@ -80,7 +82,8 @@ class KVStorage:
         # Pinned on CUDA (the GPU reads and writes it directly), at its exact size (pinned.py).
         self.values = (pinned_empty(shape, dtype) if device.type == "cuda"
                        else torch.empty(shape, dtype=dtype))
-
+        self.device_values = torch.empty((num_device_value_pages,) + shape[1:], dtype=dtype,
+                                         device=device)
 
     def head_block_views(self, layer: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K and V of one layer as [N, 1, rows, D] blocks: `rows` consecutive token rows of one KV

@@ -23,3 +23,9 @@ def cuda_ops_available() -> bool:
 
 def use_cuda_op(*tensors: torch.Tensor) -> bool:
     return all(t.is_cuda for t in tensors) and cuda_ops_available()
+
+
+def host_tier_readable(store: torch.Tensor) -> bool:
+    """Whether the kernels can address the value store's host tier in place: pinned memory, or
+    no pages at all (every value in the device tier)."""
+    return store.is_pinned() or store.numel() == 0

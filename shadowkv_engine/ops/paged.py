@@ -14,7 +14,7 @@ class PagedTables:
     u_pages: torch.Tensor  # GPU pages of low-rank coefficient rows, by token position
     basis_pages: torch.Tensor  # GPU pages of the per-head basis rows [H, rank, D]
     slot_pages: torch.Tensor  # GPU pages of the exact rows (outliers, then selected slots)
-    store_pages: torch.Tensor  # CPU value-store pages, by token position
+    store_pages: torch.Tensor  # value-store pages (host tier, then device tier), by token
     row_offset: torch.Tensor  # [B] first slot row
 
 

@@ -19,7 +19,7 @@ PROMPT = "The key is 7. Remember it. The key is"
 
 @pytest.fixture(scope="module")
 def replicas(ray_cluster):
-    # One running and one waiting request per replica; CPU value pages for 256 tokens, so a long
+    # One running and one waiting request per replica; value pages for 256 tokens, so a long
     # prompt can never fit while short (dense) ones are unaffected.
     with serve_replicas(max_num_seqs=1, max_queued_requests=1,
                         num_cpu_blocks=16) as (base_url, router):
@@ -66,7 +66,7 @@ def test_streaming_through_the_router_matches_the_whole_answer(client):
 def test_a_request_no_replica_can_ever_hold_gets_400(client):
     with pytest.raises(openai.BadRequestError) as refused:
         client.completions.create(model="demo", prompt=[5] * 200, max_tokens=800)
-    assert "CPU value pages" in refused.value.body["message"]
+    assert "value pages" in refused.value.body["message"]
 
 
 def test_requests_queue_on_every_replica_before_the_429(replicas):

@@ -82,15 +82,20 @@ def test_short_prompts_stay_dense(make_checkpoint):
     assert not engine.scheduler.running[0].kv.compressed
 
 
-@pytest.mark.parametrize("prompt_len", [400, 1111])
-def test_memory_matches_documented_formula(make_checkpoint, prompt_len):
-    """docs/shadowkv.md, "Memory per sequence"."""
+@pytest.mark.parametrize("prompt_len,device_value_pages", [(400, 0), (1111, 0), (1111, 20)])
+def test_memory_matches_documented_formula(make_checkpoint, prompt_len, device_value_pages):
+    """docs/shadowkv.md, "Memory per sequence"; with a device tier, the value pages it holds
+    come first and the rest are host pages."""
     path = make_checkpoint("llama3")
     cfg = dict(rank=24, chunk_size=8, sparse_budget=256, outlier_chunks=5, local_chunks=3,
                min_context_len=0)
+    arena_page = 2 * 2 * 2 * 16 * 32 * 4  # layers * (K, V) * heads * block * dim * float32
     engine = LLMEngine(EngineConfig(model=str(path), device="cpu", attention="shadowkv",
                                     shadowkv=cfg, num_gpu_blocks=512, num_cpu_blocks=256,
-                                    block_size=16))
+                                    block_size=16,
+                                    gpu_value_store_gb=device_value_pages // 2 * arena_page / 2**30))
+    assert engine.blocks.value_pool.device.num_pages == device_value_pages
+    assert engine.blocks.gpu_pool.num_pages == 512 - device_value_pages // 2
     engine.add_request("r", long_prompt(prompt_len), greedy(30))
     for _ in range(20):
         engine.step()
@@ -113,10 +118,37 @@ def test_memory_matches_documented_formula(make_checkpoint, prompt_len):
         "gpu_basis_bytes": ceil(24, 2 * bs) * gpu_page,
         "gpu_exact_bytes": ceil((n_out + 256 // c) * c, bs) * gpu_page,
         "gpu_tail_bytes": tail_pages * gpu_page,
-        "cpu_value_bytes": ceil(n_chunks * c, bs) * cpu_page,
+        "cpu_value_bytes": max(0, ceil(n_chunks * c, bs) - device_value_pages) * cpu_page,
+        "gpu_value_bytes": min(ceil(n_chunks * c, bs), device_value_pages) * cpu_page,
     }
     assert shadow.memory() == expected
     stats = engine.stats()
     assert stats.gpu_blocks_used * gpu_page == sum(v for k, v in expected.items()
-                                                   if k.startswith("gpu"))
+                                                   if k.startswith("gpu_") and "value" not in k)
     assert stats.cpu_blocks_used * cpu_page == expected["cpu_value_bytes"]
+
+
+def test_values_in_gpu_memory_change_only_the_host_traffic(make_checkpoint):
+    """The value store's device tier (gpu_value_store_gb) holds values the host store would: the
+    same tokens and chunk hits, with fewer bytes read from host memory (none when it holds all)."""
+    path = make_checkpoint("llama3")
+    sparse = dict(rank=16, chunk_size=8, sparse_budget=128, outlier_chunks=4, local_chunks=2,
+                  min_context_len=256)
+    arena_page = 2 * 2 * 2 * 16 * 32 * 4  # layers * (K, V) * heads * block * dim * float32
+    prompts = [long_prompt(1200), long_prompt(900, 3)]
+    runs = {}
+    for value_pages in (0, 60, 400):  # none, part of the first prompt's 75, all
+        llm = LLM(model=str(path), device="cpu", attention="shadowkv", shadowkv=sparse,
+                  num_gpu_blocks=512 + value_pages // 2, num_cpu_blocks=256,
+                  max_num_batched_tokens=512,
+                  gpu_value_store_gb=value_pages // 2 * arena_page / 2**30)
+        out = llm.generate(prompts, greedy(24), use_tqdm=False)
+        runs[value_pages] = ([o.outputs[0].token_ids for o in out], llm.engine.stats())
+    tokens, host_only = runs[0]
+    for value_pages in (60, 400):
+        assert runs[value_pages][0] == tokens, f"{value_pages} device value pages changed tokens"
+        stats = runs[value_pages][1]
+        assert stats.shadowkv_chunk_hits_total == host_only.shadowkv_chunk_hits_total
+        assert stats.shadowkv_chunks_selected_total == host_only.shadowkv_chunks_selected_total
+    assert host_only.cpu_bytes_fetched_total > runs[60][1].cpu_bytes_fetched_total > 0
+    assert runs[400][1].cpu_bytes_fetched_total == 0

@@ -92,3 +92,32 @@ def test_rows_that_are_not_whole_vectors_fall_back_to_the_twin():
     offload_values(store, values, pages, offsets, LAYER)
     torch.cuda.synchronize()
     torch.testing.assert_close(store, want, rtol=0, atol=0, equal_nan=True)
+
+
+def test_twin_writes_pages_past_the_host_store_into_the_device_tier():
+    values, pages, offsets = random_rows(16, torch.float32, "heads_major", torch.int64, "cpu",
+                                         seed=5)
+    want = poisoned_store(16, torch.float32)
+    offload_by_hand(want, values, pages, offsets, LAYER)
+    store = poisoned_store(16, torch.float32)
+    host, device_store = store[:CPU_PAGES // 2].clone(), store[CPU_PAGES // 2:].clone()
+    offload_values(host, values, pages, offsets, LAYER, device_store)
+    torch.testing.assert_close(torch.cat([host, device_store]), want, rtol=0, atol=0,
+                               equal_nan=True)
+
+
+@needs_cuda_ops
+@pytest.mark.parametrize("host_pages", [0, CPU_PAGES // 2, CPU_PAGES])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_cuda_offload_into_two_tiers_equals_twin(dtype, host_pages):
+    values, pages, offsets = random_rows(128, dtype, "every_other_head", torch.int32, "cuda",
+                                         seed=host_pages)
+    store = poisoned_store(128, dtype)
+    host = store[:host_pages].clone().pin_memory()
+    device_store = store[host_pages:].cuda()
+    want_host, want_device = host.clone(), device_store.clone()
+    offload_values_torch(want_host, values, pages, offsets, LAYER, want_device)
+    offload_values(host, values, pages, offsets, LAYER, device_store)
+    torch.cuda.synchronize()
+    torch.testing.assert_close(host, want_host, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(device_store, want_device, rtol=0, atol=0, equal_nan=True)
