@@ -19,8 +19,14 @@ def sync(on_cuda: bool):
 
 def decode_tokens(batch: int, context: int, args) -> int:
     """max_tokens of each request: the decode steps early sequences take while later ones still
-    prefill (at most one per prefill step), then warm-up, timed and profiled steps."""
-    prefill_steps = -(-batch * context // MAX_BATCHED_TOKENS) + batch + 2
+    prefill (at most one per prefill step), then warm-up, timed and profiled steps.
+
+    Decodes take their tokens of a step first, and a sequence that waits for its prefill peak's
+    pages starts after the one before it compressed, so the slack is two steps a sequence: with
+    one, 3 of 19 sequences of 122K ran out of tokens before the timed steps (2026-11-30, H200,
+    73370e2; docs/benchmarks.md)."""
+    per_step = MAX_BATCHED_TOKENS - batch
+    prefill_steps = -(-batch * context // per_step) + 2 * batch + 8
     return prefill_steps + args.warmup + args.new_tokens + args.profile_steps + 1
 
 
