@@ -2,8 +2,9 @@
 
 Pure arithmetic (no torch). HBM bytes are read or written in device memory; PCIe bytes are the
 values fetched from pinned host memory (`host_share` of the fetched chunks: the rest come from the
-value store's device tier, kv/value_pool.py, and count as HBM reads). A step is no faster than the larger of HBM bytes over the
-HBM bandwidth and PCIe bytes over the PCIe bandwidth (at best the fetch overlaps the HBM work).
+value store's device tier, kv/value_pool.py, and count as HBM reads). A step is no faster than the
+larger of HBM bytes over the HBM bandwidth and PCIe bytes over the PCIe bandwidth (at best the
+fetch overlaps the HBM work).
 
 Weights count once per step (every layer's q, k, v, o, gate, up, down and the LM head; the
 embedding table is not read, only one row per sequence; norms are negligible). ShadowKV per

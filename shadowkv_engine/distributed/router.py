@@ -3,8 +3,8 @@ drives it unchanged.
 
 Each request goes to the ready replica that best holds it: first the replicas whose free KV pages
 (GPU pages, and for a prompt ShadowKV compresses, value pages in host or GPU memory) hold its
-estimated need now, then the fewest requests running there, then the most free pages, then in turn. The
-estimate only ranks replicas; the chosen replica admits exactly. A request no replica can ever
+estimated need now, then the fewest requests running there, then the most free pages, then in turn.
+The estimate only ranks replicas; the chosen replica admits exactly. A request no replica can ever
 hold is refused by the first one tried (RequestTooLargeError, all replicas being alike); one
 refused for a full queue is offered to the next, and gets the 429 only when every queue is full.
 A request whose replica dies before its first output is offered to the next one too.

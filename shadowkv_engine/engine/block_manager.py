@@ -4,8 +4,8 @@ slots of running sequences.
 
 Admission is by both budgets: a sequence joins only when the GPU pages for its whole remaining
 prefill (plus what compressing it allocates) and the value pages it needs are free. A sequence that
-could never fit, even alone, is rejected when it is added. During a step, `allocate(seq, n)` is
-the one call that counts and takes the pages a sequence's next n tokens need.
+could never fit, even alone, is rejected when it is added. During a step, `allocate(seq, n)` is the
+one call that counts and takes the pages a sequence's next n tokens need.
 """
 import logging
 
@@ -14,11 +14,11 @@ import torch
 from ..config import EngineConfig
 from ..errors import InvalidRequestError, RequestTooLargeError
 from ..kv.page_pool import PagePool
-from ..kv.value_pool import TieredValuePool
 from ..kv.sequence_kv import SequenceKV
 from ..kv.shadowkv import ShadowKV, chunk_counts
 from ..kv.sparse_state import SparseDecodeState
 from ..kv.storage import NULL_PAGE, KVStorage, PageLayout
+from ..kv.value_pool import TieredValuePool
 from ..model.config import ModelConfig
 from .sequence import Sequence
 from .value_tier_plan import SequencePages, auto_device_tier, sequences_that_fit

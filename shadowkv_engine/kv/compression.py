@@ -74,7 +74,7 @@ def fold(caches: list[SequenceKV]) -> None:
     values = storage.kv[src_page, :, 1, :, src_row]
     landmarks = keys.float().view(n, c, *keys.shape[1:]).mean(dim=1)  # [n, L, H, D]
     storage.head_rows[lm_page, :, :, lm_row] = landmarks.to(storage.dtype)
-    # Tail pages and CPU pages both hold position p at row p % block_size.
+    # Tail pages and value pages both hold position p at row p % block_size.
     for layer in range(storage.layout.num_layers):
         ops.offload_values(storage.values, values[:, layer], dst_page, src_row, layer,
                            storage.device_values)

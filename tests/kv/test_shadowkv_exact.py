@@ -90,10 +90,10 @@ def test_memory_matches_documented_formula(make_checkpoint, prompt_len, device_v
     cfg = dict(rank=24, chunk_size=8, sparse_budget=256, outlier_chunks=5, local_chunks=3,
                min_context_len=0)
     arena_page = 2 * 2 * 2 * 16 * 32 * 4  # layers * (K, V) * heads * block * dim * float32
+    tier_gb = device_value_pages // 2 * arena_page / 2**30
     engine = LLMEngine(EngineConfig(model=str(path), device="cpu", attention="shadowkv",
                                     shadowkv=cfg, num_gpu_blocks=512, num_cpu_blocks=256,
-                                    block_size=16,
-                                    gpu_value_store_gb=device_value_pages // 2 * arena_page / 2**30))
+                                    block_size=16, gpu_value_store_gb=tier_gb))
     assert engine.blocks.value_pool.device.num_pages == device_value_pages
     assert engine.blocks.gpu_pool.num_pages == 512 - device_value_pages // 2
     engine.add_request("r", long_prompt(prompt_len), greedy(30))
