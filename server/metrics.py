@@ -63,6 +63,9 @@ class EngineStatsCollector:
         yield gauge("shadowkv:cpu_kv_usage_perc",
                     "Fraction of the CPU value pool (offloaded ShadowKV values) in use (0-1).",
                     lambda s: s.cpu_usage)
+        yield gauge("shadowkv:gpu_value_usage_perc",
+                    "Fraction of the value store's GPU-memory pages in use (0-1; 0 without them).",
+                    lambda s: s.gpu_value_usage)
         yield gauge("shadowkv:hit_rate",
                     "Fraction of selected chunks already resident on the GPU, since start.",
                     lambda s: s.shadowkv_hit_rate)
@@ -72,7 +75,8 @@ class EngineStatsCollector:
                       lambda s: s.generation_tokens_total)
         yield counter("vllm:num_preemptions", "Preemptions (recompute) of running requests.",
                       lambda s: s.num_preemptions_total)
-        yield counter("shadowkv:cpu_bytes_fetched", "Value bytes gathered from the CPU store.",
+        yield counter("shadowkv:cpu_bytes_fetched",
+                      "Value bytes gathered from the CPU store (over PCIe).",
                       lambda s: s.cpu_bytes_fetched_total)
         yield counter("shadowkv:chunks_selected",
                       "Chunk selections over all decode steps (sequences x layers x KV heads).",

@@ -29,6 +29,11 @@ class EngineStats:
         return self.cpu_blocks_used / self.cpu_blocks_total if self.cpu_blocks_total else 0.0
 
     @property
+    def gpu_value_usage(self) -> float:
+        return (self.gpu_value_blocks_used / self.gpu_value_blocks_total
+                if self.gpu_value_blocks_total else 0.0)
+
+    @property
     def free_value_blocks(self) -> int:
         """Value-store pages free in either tier."""
         return (self.cpu_blocks_total - self.cpu_blocks_used + self.gpu_value_blocks_total

@@ -7,7 +7,8 @@ from shadowkv_engine import __version__
 
 VLLM_GAUGES = ["vllm:num_requests_running", "vllm:num_requests_waiting",
                "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"]
-SHADOWKV_GAUGES = ["shadowkv:cpu_kv_usage_perc", "shadowkv:hit_rate"]
+SHADOWKV_GAUGES = ["shadowkv:cpu_kv_usage_perc", "shadowkv:gpu_value_usage_perc",
+                   "shadowkv:hit_rate"]
 COUNTERS = ["vllm:prompt_tokens", "vllm:generation_tokens", "vllm:num_preemptions",
             "vllm:request_success", "shadowkv:cpu_bytes_fetched"]
 HISTOGRAMS = ["vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds",
