@@ -73,13 +73,21 @@ PREEMPTION_CASES = {
 }
 
 
-@pytest.mark.parametrize("attention", ["dense", "shadowkv"])
-def test_preemption_keeps_outputs_identical(make_checkpoint, attention):
+def value_tier(arena_pages: int) -> dict:
+    """Engine options that turn `arena_pages` of the GPU budget into the value store's device
+    tier (two value pages each), keeping the arena's own size."""
+    page = 2 * 2 * 2 * 16 * 32 * 4  # layers * (K, V) * KV heads * block * head dim * float32
+    return {"gpu_value_store_gb": arena_pages * page / 2**30}
+
+
+@pytest.mark.parametrize("attention,tier", [("dense", 0), ("shadowkv", 0), ("shadowkv", 8)])
+def test_preemption_keeps_outputs_identical(make_checkpoint, attention, tier):
+    """tier: arena pages' worth of values in the device tier (part of a prompt's 38 pages)."""
     path = make_checkpoint("llama3")
     blocks, shapes = PREEMPTION_CASES[attention]
     requests = {rid: (prompt(n, i), greedy(m)) for i, (rid, (n, m)) in enumerate(shapes.items())}
     roomy = run(engine(path, attention), requests)
-    tight = engine(path, attention, num_gpu_blocks=blocks)
+    tight = engine(path, attention, num_gpu_blocks=blocks + tier, **value_tier(tier))
     squeezed = run(tight, requests)
     assert tight.stats().num_preemptions_total > 0
     for rid in requests:
@@ -87,6 +95,7 @@ def test_preemption_keeps_outputs_identical(make_checkpoint, attention):
         assert squeezed[rid].outputs[0].finish_reason == "length"
     stats = tight.stats()
     assert stats.gpu_blocks_used == 0 and stats.cpu_blocks_used == 0
+    assert stats.gpu_value_blocks_total == 2 * tier and stats.gpu_value_blocks_used == 0
 
 
 def test_request_larger_than_pools_is_rejected_alone(make_checkpoint):
@@ -111,10 +120,12 @@ workload = st.lists(
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(workload=workload, attention=st.sampled_from(["dense", "shadowkv"]))
-def test_random_workload_returns_every_page(make_checkpoint, workload, attention):
+@given(workload=workload, attention=st.sampled_from(["dense", "shadowkv"]),
+       tier=st.sampled_from([0, 6]))
+def test_random_workload_returns_every_page(make_checkpoint, workload, attention, tier):
     path = make_checkpoint("llama3")
-    eng = engine(path, attention, num_gpu_blocks=96, num_cpu_blocks=48, max_num_batched_tokens=96)
+    eng = engine(path, attention, num_gpu_blocks=96 + tier, num_cpu_blocks=48,
+                 max_num_batched_tokens=96, **value_tier(tier))
     requests, arrivals, aborts = {}, {}, {}
     for i, (length, max_tokens, arrival, abort, temperature) in enumerate(workload):
         rid = f"w{i}"
@@ -130,6 +141,7 @@ def test_random_workload_returns_every_page(make_checkpoint, workload, attention
     stats = eng.stats()
     assert stats.gpu_blocks_used == 0, "GPU pages leaked"
     assert stats.cpu_blocks_used == 0, "CPU pages leaked"
+    assert stats.gpu_value_blocks_used == 0, "GPU value pages leaked"
     assert stats.num_running == 0 and stats.num_waiting == 0
 
 
