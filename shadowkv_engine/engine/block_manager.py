@@ -44,6 +44,12 @@ class BlockManager:
         moved = self._device_tier_pages(num_gpu_pages, num_cpu_pages, dtype, device,
                                         max_model_len)
         num_gpu_pages -= moved
+        if moved and self._device_tier_holds_every_sequence(2 * moved, max_model_len):
+            # No batch the engine can run reaches the host store: do not pin memory for it.
+            logger.info("the GPU value store holds the values of max_num_seqs (%d) sequences of "
+                        "%s tokens: no pinned CPU value store", config.max_num_seqs,
+                        max_model_len)
+            num_cpu_pages = 0
         self.storage = KVStorage(self.layout, num_gpu_pages, num_cpu_pages, dtype, device,
                                  self.shadowkv.rank if self.shadowkv else None, 2 * moved)
         self.gpu_pool = PagePool("GPU KV", num_gpu_pages, first_id=NULL_PAGE + 1)
@@ -109,6 +115,13 @@ class BlockManager:
         if device.type != "cuda" or config.num_gpu_blocks is not None or max_model_len is None:
             return 0
         return self.auto_device_tier_pages(budget, host_value_pages, max_model_len)
+
+    def _device_tier_holds_every_sequence(self, device_pages: int,
+                                          max_model_len: int | None) -> bool:
+        if max_model_len is None or not self._compresses(max_model_len - 1):
+            return False
+        _, values = self.peak_pages(max_model_len - 1, max_model_len, True)
+        return device_pages >= self.config.max_num_seqs * values
 
     def auto_device_tier_pages(self, budget: int, host_value_pages: int,
                                max_model_len: int) -> int:

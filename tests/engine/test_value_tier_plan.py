@@ -76,3 +76,17 @@ def test_a_device_tier_that_takes_the_whole_budget_is_refused(make_checkpoint):
         manager(make_checkpoint, gpu_value_store_gb=1000.0)
     with pytest.raises(InvalidRequestError, match="gpu_value_store_gb must be >= 0"):
         manager(make_checkpoint, gpu_value_store_gb=-1.0)
+
+
+def test_no_host_store_when_the_device_tier_holds_every_sequence(make_checkpoint):
+    """max_num_seqs sequences of max_model_len fit in the device tier: the host store (and its
+    pinning) is skipped; one sequence fewer and it stays."""
+    blocks = manager(make_checkpoint, max_num_seqs=2)
+    values = blocks.peak_pages(8191, 8192, True)[1]
+    page = blocks.layout.gpu_page_bytes(torch.float32) / 2**30
+    whole = manager(make_checkpoint, max_num_seqs=2, gpu_value_store_gb=values * page)
+    assert whole.value_pool.device.num_pages >= 2 * values
+    assert whole.value_pool.host.num_pages == 0 and whole.storage.values.numel() == 0
+    assert whole.max_concurrent_sequences(8191, 8192) == 2
+    part = manager(make_checkpoint, max_num_seqs=2, gpu_value_store_gb=values * page / 2)
+    assert part.value_pool.host.num_pages == 100
