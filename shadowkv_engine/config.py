@@ -1,4 +1,5 @@
 """Engine and ShadowKV configuration. Every ShadowKV hyperparameter lives here, none in code."""
+import math
 import os
 import types
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -149,9 +150,9 @@ class EngineConfig:
         if self.long_prefill_token_threshold is not None and self.long_prefill_token_threshold < 1:
             raise InvalidRequestError("long_prefill_token_threshold must be at least 1",
                                       param="long_prefill_token_threshold")
-        if self.gpu_value_store_gb is not None and not self.gpu_value_store_gb >= 0:
-            raise InvalidRequestError("gpu_value_store_gb must be >= 0 (or null: automatic)",
-                                      param="gpu_value_store_gb")
+        if self.gpu_value_store_gb is not None and not 0 <= self.gpu_value_store_gb < math.inf:
+            raise InvalidRequestError("gpu_value_store_gb must be a finite number >= 0 (or null: "
+                                      "automatic)", param="gpu_value_store_gb")
         if self.max_queued_requests is not None and self.max_queued_requests < 0:
             raise InvalidRequestError("max_queued_requests must be >= 0",
                                       param="max_queued_requests")

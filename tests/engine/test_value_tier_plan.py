@@ -74,8 +74,9 @@ def test_block_manager_auto_split_raises_the_largest_batch(make_checkpoint):
 def test_a_device_tier_that_takes_the_whole_budget_is_refused(make_checkpoint):
     with pytest.raises(InvalidRequestError, match="gpu_value_store_gb .* takes the whole GPU KV"):
         manager(make_checkpoint, gpu_value_store_gb=1000.0)
-    with pytest.raises(InvalidRequestError, match="gpu_value_store_gb must be >= 0"):
-        manager(make_checkpoint, gpu_value_store_gb=-1.0)
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(InvalidRequestError, match="gpu_value_store_gb must be a finite"):
+            manager(make_checkpoint, gpu_value_store_gb=bad)
 
 
 def test_no_host_store_when_the_device_tier_holds_every_sequence(make_checkpoint):
