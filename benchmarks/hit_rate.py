@@ -8,7 +8,8 @@ greedy, through the engine with ShadowKV at the engine's default settings and at
 and reads the hit rate from the engine's counters (deltas per request): over every decode step,
 and without each request's first decode step, whose slots all start empty (the steady state a
 long generation sees). Lengths default to the model's max_position_embeddings ("max"); the model
-was trained at 8K. Accuracy is exact match, as in `shadowkv eval`.
+was trained up to that length (32K; config.json's shadowkv_training). Accuracy is exact match, as
+in `shadowkv eval`.
 """
 import argparse
 import json

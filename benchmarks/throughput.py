@@ -2,7 +2,7 @@
 options; shadowkv_engine/bench/throughput.py).
 
     python benchmarks/throughput.py --shape llama3.1-8b --context 32768 122880 --batches 1 8 max \
-        --profile --peer hf --project-hit-rates 0.55 0.7 0.89 --out results.json
+        --profile --peer hf --project-hit-rates 0.33 0.37 0.47 --out results.json
 """
 import sys
 
