@@ -116,22 +116,26 @@ class BlockManager:
             return 0
         return self.auto_device_tier_pages(budget, host_value_pages, max_model_len)
 
+    def _longest_sequence(self, max_model_len: int | None) -> SequencePages | None:
+        """Pages one compressed sequence of max_model_len holds; None if it would stay dense."""
+        if max_model_len is None or not self._compresses(max_model_len - 1):
+            return None
+        peak, values = self.peak_pages(max_model_len - 1, max_model_len, True)
+        steady, _ = self.steady_pages(max_model_len, True)
+        return SequencePages(peak, steady, values)
+
     def _device_tier_holds_every_sequence(self, device_pages: int,
                                           max_model_len: int | None) -> bool:
-        if max_model_len is None or not self._compresses(max_model_len - 1):
-            return False
-        _, values = self.peak_pages(max_model_len - 1, max_model_len, True)
-        return device_pages >= self.config.max_num_seqs * values
+        seq = self._longest_sequence(max_model_len)
+        return seq is not None and device_pages >= self.config.max_num_seqs * seq.values
 
     def auto_device_tier_pages(self, budget: int, host_value_pages: int,
                                max_model_len: int) -> int:
         """The automatic split (value_tier_plan.py) for sequences of max_model_len."""
-        if not self._compresses(max_model_len - 1):
+        seq = self._longest_sequence(max_model_len)
+        if seq is None:
             return 0
-        peak, values = self.peak_pages(max_model_len - 1, max_model_len, True)
-        steady, _ = self.steady_pages(max_model_len, True)
-        return auto_device_tier(budget, host_value_pages, SequencePages(peak, steady, values),
-                                self.config.max_num_seqs)
+        return auto_device_tier(budget, host_value_pages, seq, self.config.max_num_seqs)
 
     # ---- per sequence ----------------------------------------------------------------------
     def compress_at(self, seq: Sequence) -> int | None:

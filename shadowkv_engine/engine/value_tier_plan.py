@@ -18,15 +18,18 @@ class SequencePages:
     values: int  # value pages (half an arena page each)
 
 
-def sequences_that_fit(arena: int, value_pages: int, seq: SequencePages, max_seqs: int) -> int:
-    """Sequences both stores hold when they are prefilled one after another: one at its peak,
+def arena_fits(arena: int, seq: SequencePages, max_seqs: int) -> int:
+    """Sequences the arena holds when they are prefilled one after another: one at its peak,
     the others compressed (as BlockManager.max_concurrent_sequences counts)."""
-    if arena < seq.peak or value_pages < seq.values:
+    if arena < seq.peak:
         return 0
-    fits = min(1 + (arena - seq.peak) // max(seq.steady, 1), max_seqs)
-    if seq.values:
-        fits = min(fits, value_pages // seq.values)
-    return fits
+    return min(1 + (arena - seq.peak) // max(seq.steady, 1), max_seqs)
+
+
+def sequences_that_fit(arena: int, value_pages: int, seq: SequencePages, max_seqs: int) -> int:
+    """Sequences both stores hold: the arena's count, and as many as the value pages hold."""
+    fits = arena_fits(arena, seq, max_seqs)
+    return min(fits, value_pages // seq.values) if seq.values else fits
 
 
 def auto_device_tier(arena: int, host_value_pages: int, seq: SequencePages,
@@ -43,8 +46,7 @@ def auto_device_tier(arena: int, host_value_pages: int, seq: SequencePages,
     low, high = 0, arena
     while low < high:
         mid = (low + high) // 2
-        by_arena = sequences_that_fit(arena - mid, 1 << 62, seq, max_seqs)
-        if (host_value_pages + 2 * mid) // seq.values >= by_arena:
+        if (host_value_pages + 2 * mid) // seq.values >= arena_fits(arena - mid, seq, max_seqs):
             high = mid
         else:
             low = mid + 1
