@@ -54,3 +54,23 @@ def test_the_command_imports_neither_transformers_nor_matplotlib():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_max_batch_follows_the_pinned_pool_cap(tmp_path):
+    """--cpu-offload-gb with --batches max: the largest batch is what the capped pool holds (the
+    side-by-side 122K call caps the pool on a host with twice the RAM)."""
+    def largest(cap: str) -> tuple[int, dict]:
+        out = tmp_path / f"cap{cap}.json"
+        assert main(["bench", "throughput", "--shape", "tiny", "--device", "cpu", "--context",
+                     "1100", "--batches", "max", "--attention", "shadowkv", "--max-num-seqs", "4",
+                     "--cpu-offload-gb", cap, "--new-tokens", "2", "--warmup", "1", "--budget",
+                     "64", "--project-hit-rates", "0.5", "--out", str(out)]) == 0
+        results = json.loads(out.read_text())
+        (row,) = results["rows"]
+        assert row["label"] == "max" and row["batch_intact"]
+        assert row["pinned_cpu_gib"] == pytest.approx(float(cap), rel=0.01)
+        return results["largest_batch"]["shadowkv"]["1100"], row
+
+    small, row = largest("0.004")  # a few sequences' values of 1100 tokens at most
+    assert 1 <= small < 4 and row["batch"] == small
+    assert largest("1")[0] == 4  # the engine's cap, max_num_seqs
