@@ -51,7 +51,9 @@ def run_setting(args, name: str, shadowkv: dict, lengths: list[int]) -> list[dic
               max_model_len=min(args.limit, max(lengths) + (args.new_tokens or 0)),
               shadowkv=shadowkv, max_num_seqs=1,
               max_num_batched_tokens=args.max_num_batched_tokens,
-              cpu_offload_gb=args.cpu_offload_gb)
+              cpu_offload_gb=args.cpu_offload_gb,
+              # the counters are read between steps: each step's tokens must be read in it
+              async_scheduling=False)
     engine, tokenizer = llm.engine, llm.get_tokenizer()
     cells = []
     for length in lengths:

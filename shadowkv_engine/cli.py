@@ -39,6 +39,8 @@ ENGINE_FLAG_HELP = {
     "attention_backend": "attention kernels: flashinfer (GPU), torch, or auto (flashinfer where "
                          "it is installed and the model runs on CUDA)",
     "enforce_eager": "never capture CUDA graphs of the decode step",
+    "async_scheduling": "launch each step before the previous step's tokens are read, so host "
+                        "work overlaps the GPU (--no-async-scheduling: wait every step)",
 }
 SHADOWKV_FLAG_HELP = {
     "rank": "SVD rank of the pre-RoPE keys; None: the paper's 160 per 1024 key channels",

@@ -116,6 +116,10 @@ class EngineConfig:
     attention_backend: str = "auto"
     # True: never capture CUDA graphs for the decode step (debugging, A/B comparisons).
     enforce_eager: bool = False
+    # True: launch step t+1 before reading step t's tokens (vLLM's async scheduling), so the
+    # host's work overlaps the GPU's; a sequence that stops on a token generates one more,
+    # dropped. False: every step waits for its own tokens before the next is scheduled.
+    async_scheduling: bool = True
 
     def __post_init__(self):
         if isinstance(self.shadowkv, dict):

@@ -58,7 +58,7 @@ def build_llm(path: Path, args, mode: str, max_seqs: int, cpu_gb: float,
                load_format=args.load_format, max_model_len=max_len, max_num_seqs=max_seqs,
                max_num_batched_tokens=MAX_BATCHED_TOKENS, gpu_memory_utilization=0.92,
                cpu_offload_gb=cpu_gb, enforce_eager=enforce_eager,
-               attention_backend=args.attention_backend,
+               async_scheduling=args.async_scheduling, attention_backend=args.attention_backend,
                shadowkv={"sparse_budget": args.budget, "min_context_len": COMPRESS_FROM})
 
 
@@ -176,6 +176,9 @@ def add_throughput_args(parser: argparse.ArgumentParser):
     parser.add_argument("--attention-backend", default="auto",
                         choices=["auto", "flashinfer", "torch"])
     parser.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
+    parser.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction,
+                        default=True, help="launch each step before reading the previous "
+                        "step's tokens (the engine's default); --no-async-scheduling: wait")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--max-num-seqs", type=int, default=64,
                         help="engine batch cap when 'max' is in --batches")

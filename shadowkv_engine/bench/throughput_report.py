@@ -36,7 +36,7 @@ def run_meta(args) -> dict:
             "model": args.model, "shape": args.shape, "load_format": args.load_format,
             "layers": args.layers, "budget": args.budget,
             "enforce_eager": args.enforce_eager, "attention_backend": args.attention_backend,
-            "pcie_gbs": args.pcie_gbs}
+            "async_scheduling": args.async_scheduling, "pcie_gbs": args.pcie_gbs}
 
 
 def model_label(meta: dict) -> str:
@@ -48,7 +48,8 @@ def format_meta(meta: dict) -> str:
             f"{model_label(meta)} ({meta['load_format']} weights"
             f"{', ' + str(meta['layers']) + ' layers' if meta['layers'] else ''})"
             f", budget {meta['budget']}, backend {meta['attention_backend']}"
-            f"{', eager' if meta['enforce_eager'] else ''}; HBM copy {meta['hbm_gbs']:.0f} GB/s "
+            f"{', eager' if meta['enforce_eager'] else ''}"
+            f"{'' if meta.get('async_scheduling', True) else ', no async scheduling'}; HBM copy {meta['hbm_gbs']:.0f} GB/s "
             f"(read + write, this run), PCIe {meta['pcie_gbs']:.0f} GB/s (roofline), host RAM "
             f"{meta['host_ram_gib']:.1f} GiB")
 

@@ -12,6 +12,7 @@ from ..sample import Sampler, SampleRequest
 from ..sampling_params import SamplingParams
 from .block_manager import BlockManager
 from .host_range import host_range
+from .in_flight import InFlightStep
 from .model_runner import ModelRunner
 from .scheduler import Scheduler
 from .sequence import Sequence, SequenceStatus
@@ -61,6 +62,7 @@ class LLMEngine:
         self.sampler = Sampler(self.runner.device, config.seed)
         self.requests: dict[str, Request] = {}
         self._seq_ids = itertools.count()
+        self._in_flight: InFlightStep | None = None  # launched, its tokens not yet read
         self._totals = EngineStats()
         logger.info("engine ready: %s on %s (%s), attention=%s; memory plan: %s", config.model,
                     self.runner.device, self.runner.dtype, config.attention,
@@ -166,39 +168,76 @@ class LLMEngine:
     def num_unfinished_requests(self) -> int:
         return len(self.requests)
 
-    # ---- the step --------------------------------------------------------------------------
+    # ---- the step ----------------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
-        # The host:* ranges name the step's host phases in a profile (bench/step_profile.py):
-        # while they run between the sampler's wait and the next launch, the GPU idles.
+        """Schedules and launches one step; returns the outputs of the step before it (with
+        async_scheduling), or of this one. A step launches before the previous step's tokens
+        are read, so the host's scheduling, metadata and launch overlap the GPU's work."""
+        outputs = []
+        if self._in_flight is not None and self._in_flight.needs_host_tokens:
+            outputs += self._complete(self._take_in_flight())
+        # The host:* ranges name the step's host phases in a profile (bench/step_profile.py).
         with host_range("schedule"):
             batch = self.scheduler.schedule()
-        if batch.empty:
-            if self.scheduler.waiting and not self.scheduler.running:
-                raise RuntimeError("scheduler deadlock: a waiting request fits no empty pool")
-            return []
+        previous = self._take_in_flight()
+        if not batch.empty:
+            self._in_flight = self._launch(batch, previous)
+        elif (previous is None and not outputs and self.scheduler.waiting
+              and not self.scheduler.running):
+            raise RuntimeError("scheduler deadlock: a waiting request fits no empty pool")
+        if previous is not None:
+            outputs += self._complete(previous)
+        if self._in_flight is not None and not self.config.async_scheduling:
+            outputs += self._complete(self._take_in_flight())
+        return outputs
+
+    def _take_in_flight(self) -> InFlightStep | None:
+        step, self._in_flight = self._in_flight, None
+        return step
+
+    def _launch(self, batch, previous: InFlightStep | None) -> InFlightStep:
         now = time.time()
         sampling = [i for i, (seq, n) in enumerate(zip(batch.sequences, batch.num_tokens))
-                    if seq.num_computed + n == len(seq.token_ids)]
-        logits = self.runner.run(batch, sampling)
+                    if seq.num_computed + n == len(seq.token_ids) + seq.num_pending]
+        logits = self.runner.run(batch, sampling,
+                                 previous.previous_tokens() if previous is not None else None)
         seqs = [batch.sequences[i] for i in sampling]
         try:
-            with host_range("sample (waits for the GPU)"):
-                results = self.sampler.sample(logits, [self._sample_request(s) for s in seqs])
+            sampled = self.sampler.launch(logits, [self._sample_request(s) for s in seqs])
         except Exception:  # the batch's requests fail; the engine and the others go on
             logger.exception("sampling failed for requests %s",
                              sorted({s.request_id for s in seqs}))
-            results = [None] * len(seqs)
+            sampled = None
+        for seq in seqs:
+            seq.num_pending += 1
+        return InFlightStep(batch, seqs, sampled, now)
+
+    def _complete(self, step: InFlightStep) -> list[RequestOutput]:
+        """Reads a launched step's tokens (waiting for its sampling only) and processes them."""
+        results = [None] * len(step.sequences)
+        if step.sampled is not None:
+            try:
+                with host_range("sample (waits for the GPU)"):
+                    results = step.sampled.results()
+            except Exception:
+                logger.exception("reading the sampled tokens failed for requests %s",
+                                 sorted({s.request_id for s in step.sequences}))
         with host_range("outputs"):
-            return self._process_outputs(batch, seqs, results, now)
+            return self._process_outputs(step.batch, step.sequences, results, step.scheduled_at)
 
     def _process_outputs(self, batch, seqs, results, now) -> list[RequestOutput]:
         touched: dict[str, Request] = {}
         for seq in batch.sequences:
-            request = self.requests[seq.request_id]
-            if request.metrics.first_scheduled_time is None:
+            request = self.requests.get(seq.request_id)
+            if request is not None and request.metrics.first_scheduled_time is None:
                 request.metrics.first_scheduled_time = now
         for seq, result in zip(seqs, results):
-            request = self.requests[seq.request_id]
+            seq.num_pending -= 1
+            request = self.requests.get(seq.request_id)
+            # Aborted, or finished (a stop, or EOS) by the token before this one, which arrived
+            # after this step was launched: the extra token is dropped.
+            if request is None or seq.finished:
+                continue
             touched[request.request_id] = request
             if request.error is not None:
                 continue
@@ -227,7 +266,7 @@ class LLMEngine:
     def _sample_request(self, seq: Sequence) -> SampleRequest:
         params = seq.params
         blocked = []
-        if len(seq.output_token_ids) < params.min_tokens:
+        if len(seq.output_token_ids) + seq.num_pending < params.min_tokens:
             blocked = list(params.stop_token_ids) + ([] if params.ignore_eos
                                                      else sorted(self.eos_token_ids))
         return SampleRequest(seq.seq_id, params, seq.prompt_token_ids, seq.output_token_ids,

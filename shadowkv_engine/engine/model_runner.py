@@ -14,9 +14,11 @@ from ..kv.step_metadata import DecodeRow, PrefillRow, StepMetadata, StepMetadata
 from ..model.config import TORCH_DTYPES, ModelConfig
 from ..model.llama import LlamaForCausalLM
 from ..model.loader import load_weights
+from ..sample.metadata import upload
 from .block_manager import BlockManager
 from .cuda_graphs import DecodeGraphs, chunk_bucket
 from .host_range import host_range
+from .in_flight import PreviousTokens
 from .scheduler import ScheduledBatch
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class ModelRunner:
         self.model = model.eval()
         self.backend_name = resolve_attention_backend(config.attention_backend, self.device,
                                                       self.dtype)
+        self._inputs_staged: torch.cuda.Event | None = None  # recorded after a step's uploads
 
     def bind_kv(self, blocks: BlockManager) -> None:
         """Attaches the KV memory: metadata staging, the attention backend, decode graphs."""
@@ -123,14 +126,25 @@ class ModelRunner:
         return hidden
 
     @torch.inference_mode()
-    def run(self, batch: ScheduledBatch, sample_rows: list[int]) -> torch.Tensor:
+    def run(self, batch: ScheduledBatch, sample_rows: list[int],
+            previous: PreviousTokens | None = None) -> torch.Tensor:
         """Runs the batch; returns float32 logits (on the device) of the last scheduled token of
-        each sequence listed in sample_rows (indices into batch.sequences)."""
-        decode, prefill, token_row = [], [], {}
+        each sequence listed in sample_rows (indices into batch.sequences). A decode row whose
+        input token the host does not have yet (async scheduling) reads it from `previous`."""
+        if self._inputs_staged is not None:
+            # The staging buffers (and flashinfer's plan buffers) of the step before are reused:
+            # wait until the GPU has copied them, i.e. until it has started that step.
+            self._inputs_staged.synchronize()
+        decode, prefill, token_row, from_previous = [], [], {}, []
         for i, (seq, n) in enumerate(zip(batch.sequences, batch.num_tokens)):
             if n == 1:
                 token_row[i] = len(decode)
-                decode.append(DecodeRow(seq.kv, seq.token_ids[seq.num_computed], seq.num_computed))
+                if seq.num_computed < len(seq.token_ids):
+                    token = seq.token_ids[seq.num_computed]
+                else:  # sampled by the step in flight
+                    token = 0
+                    from_previous.append((len(decode), previous.row_of[seq.seq_id]))
+                decode.append(DecodeRow(seq.kv, token, seq.num_computed))
         at = len(decode)
         for i, (seq, n) in enumerate(zip(batch.sequences, batch.num_tokens)):
             if n > 1:
@@ -139,14 +153,18 @@ class ModelRunner:
                                           seq.num_computed))
                 at += n
                 token_row[i] = at - 1
-        logits = self._run_rows(decode, prefill, token_row, sample_rows)
+        logits = self._run_rows(decode, prefill, token_row, sample_rows,
+                                (previous, from_previous) if from_previous else None)
         with host_range("end_step"):
             self._end_step(batch, decode)
         return logits
 
-    def _run_rows(self, decode, prefill, token_row, sample_rows) -> torch.Tensor:
+    def _run_rows(self, decode, prefill, token_row, sample_rows, from_previous) -> torch.Tensor:
         padded = self.graphs.padded_size(len(decode)) if self.graphs and not prefill else None
-        out = self._run_eager(decode, prefill) if padded is None else self._replay(decode, padded)
+        if padded is None:
+            out = self._run_eager(decode, prefill, from_previous)
+        else:
+            out = self._replay(decode, padded, from_previous)
         rows = [token_row[i] for i in sample_rows]
         if prefill:  # the forward returned hidden states: logits of the sampled rows only
             return self.model.compute_logits(out[rows])
@@ -156,15 +174,17 @@ class ModelRunner:
     def _dummy_slot(self) -> int:
         return self.blocks.sparse_state.dummy_slot if self.blocks.sparse_state else 0
 
-    def _run_eager(self, decode, prefill) -> torch.Tensor:
+    def _run_eager(self, decode, prefill, from_previous) -> torch.Tensor:
         with host_range("metadata"):
             meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot)
+            self._fill_from_previous(meta, from_previous)
         with host_range("plan"):
             self.backend.begin_step(meta)
+            self._mark_inputs_staged()
         with host_range("launch"):
             return self._forward(meta)
 
-    def _replay(self, decode, padded: int) -> torch.Tensor:
+    def _replay(self, decode, padded: int, from_previous) -> torch.Tensor:
         """A decode-only step from its CUDA graph, captured on first use (on padded rows only)."""
         longest = max((row.kv.shadow.n_chunks for row in decode if row.kv.shadow), default=0)
         width = chunk_bucket(longest, self.builder.max_chunks) if self.shadowkv else 0
@@ -179,10 +199,29 @@ class ModelRunner:
                                 lambda m: self.backend.begin_step(m, graph_batch=padded))
         with host_range("metadata"):
             meta = self.builder.build(decode, [], padded, self._dummy_slot, bucket)
+            self._fill_from_previous(meta, from_previous)
         with host_range("plan"):
             self.backend.begin_step(meta, graph_batch=padded)
+            self._mark_inputs_staged()
         with host_range("launch"):
             return self.graphs.replay(key)
+
+    @staticmethod
+    def _fill_from_previous(meta: StepMetadata, from_previous) -> None:
+        """Writes the input tokens sampled by the step in flight into the step's (persistent)
+        input buffer, on the device, after the upload of the rest."""
+        if from_previous is None:
+            return
+        previous, rows = from_previous
+        if previous.tokens is None:  # that step's sampling failed: its requests fail anyway
+            return
+        index = upload(list(zip(*rows)), meta.input_ids.device)
+        meta.input_ids[index[0]] = previous.tokens[index[1]]
+
+    def _mark_inputs_staged(self) -> None:
+        if self.device.type == "cuda":
+            self._inputs_staged = torch.cuda.Event()
+            self._inputs_staged.record()
 
     def _end_step(self, batch: ScheduledBatch, decode: list[DecodeRow]) -> None:
         """Counters forward, then the batched post-step work: compress prompts that were just

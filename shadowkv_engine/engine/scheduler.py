@@ -12,6 +12,10 @@ A compressed (ShadowKV) sequence advances one token a step; its prefill stops ex
 of the prompt so the compression sees the whole prompt and nothing more. When a running sequence
 cannot get the pages for its next tokens, the newest running sequence is preempted: its memory
 is freed and it goes back to the front of the queue, to be recomputed later.
+With asynchronous scheduling (llm_engine.py) a step is scheduled while the previous one still
+runs: a token sampled by that step counts as uncomputed (the sequence decodes it next, reading it
+on the device), a sequence whose final token is in flight is skipped, and a preempted one waits
+for its in-flight token before it is readmitted.
 """
 from collections import deque
 from dataclasses import dataclass
@@ -74,6 +78,9 @@ class Scheduler:
         index = 0
         while index < len(self.running) and budget > 0:
             seq = self.running[index]
+            if seq.awaiting_last_token:  # finishes when its in-flight token arrives
+                index += 1
+                continue
             wanted = self._tokens_wanted(seq, min(budget, self.prefill_cap))
             while not self.blocks.allocate(seq, wanted):
                 victim = self.running[-1]
@@ -89,8 +96,8 @@ class Scheduler:
 
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
-            if not self.blocks.can_admit(seq):
-                break
+            if seq.num_pending or not self.blocks.can_admit(seq):
+                break  # (a preempted sequence's in-flight token must arrive before its prefill)
             self.waiting.popleft()
             seq.kv = self.blocks.new_cache(seq)
             seq.status = SequenceStatus.RUNNING

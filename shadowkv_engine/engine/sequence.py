@@ -27,6 +27,9 @@ class Sequence:
     arrival_time: float = field(default_factory=time.time)
     token_ids: list[int] = field(init=False)
     num_computed: int = 0  # tokens whose keys/values are in the cache
+    # Tokens sampled by a step still in flight (async scheduling), not yet in token_ids: they
+    # count as uncomputed, and the next step reads them from the device.
+    num_pending: int = 0
     kv: SequenceKV | None = None
     status: SequenceStatus = SequenceStatus.WAITING
     text: str = ""
@@ -48,7 +51,13 @@ class Sequence:
 
     @property
     def num_uncomputed(self) -> int:
-        return len(self.token_ids) - self.num_computed
+        return len(self.token_ids) + self.num_pending - self.num_computed
+
+    @property
+    def awaiting_last_token(self) -> bool:
+        """Its final token (by max_tokens) is in flight: nothing more to schedule."""
+        return self.num_pending > 0 and (len(self.token_ids) + self.num_pending
+                                         - self.num_prompt_tokens >= self.max_tokens)
 
     @property
     def finished(self) -> bool:

@@ -22,9 +22,14 @@ class Sampler:
         self.penalties = PenaltyCache(self.device)
 
     def sample(self, logits: torch.Tensor, requests: list[SampleRequest]) -> list[SampleResult]:
-        """logits: float32 [B, V] on `device`, row i for requests[i]."""
+        """logits: float32 [B, V] on `device`, row i for requests[i]. Waits for the results."""
         if not requests:
             return []
+        return self.launch(logits, requests).results()
+
+    def launch(self, logits: torch.Tensor, requests: list[SampleRequest]) -> "SampledBatch":
+        """Queues the sampling of every row on the device and returns without waiting for it:
+        the tokens stay on the device for the next step, their host copy is on its way."""
         meta = build_metadata(requests, logits.shape[-1], logits.device)
         processed = logits
         if meta.penalty_rows or meta.blocked is not None:
@@ -38,7 +43,7 @@ class Sampler:
         tokens = processed.argmax(dim=-1)
         if not meta.all_greedy:
             tokens[meta.random_rows] = self._sample_random(processed[meta.random_rows], meta)
-        return self._results(logits, tokens, meta)
+        return SampledBatch(tokens, self._pack(logits, tokens, meta), meta)
 
     def release(self, key: int) -> None:
         """The sequence finished, was aborted or preempted: drop its generator and penalty state."""
@@ -69,10 +74,10 @@ class Sampler:
             self.seeded_generators[key] = generator
         return generator
 
-    def _results(self, logits: torch.Tensor, tokens: torch.Tensor,
-                 meta: SamplingMetadata) -> list[SampleResult]:
-        """Gathers everything the host needs into one float64 tensor (token ids < 2**53 are exact
-        in it), so a step costs a single device-to-host transfer."""
+    @staticmethod
+    def _pack(logits: torch.Tensor, tokens: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
+        """Everything the host needs in one float64 tensor (token ids < 2**53 are exact in it),
+        so a step costs a single device-to-host transfer."""
         chosen = tokens.unsqueeze(-1)
         logprobs = logits.gather(-1, chosen).squeeze(-1) - logits.logsumexp(dim=-1)
         parts = [tokens, logprobs]
@@ -86,9 +91,33 @@ class Sampler:
             if meta.max_top_logprobs:
                 values, ids = row_logprobs.topk(meta.max_top_logprobs, dim=-1)
                 parts += [ids.flatten(), values.flatten()]
-        host = torch.cat([part.double() for part in parts]).tolist()
+        return torch.cat([part.double() for part in parts])
 
-        batch, num, width = len(tokens), len(meta.logprob_rows), meta.max_top_logprobs
+
+class SampledBatch:
+    """One step's sampled tokens: on the device (`tokens`, which the next step's decode rows
+    read as their inputs) and on their way to the host, without blocking the caller."""
+
+    def __init__(self, tokens: torch.Tensor, packed: torch.Tensor, meta: SamplingMetadata):
+        self.tokens = tokens
+        self.meta = meta
+        self._ready = None
+        if packed.is_cuda:
+            # Pinned, so the copy is truly asynchronous; the event marks its end.
+            self._host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
+            self._host.copy_(packed, non_blocking=True)
+            self._ready = torch.cuda.Event()
+            self._ready.record()
+        else:
+            self._host = packed
+
+    def results(self) -> list[SampleResult]:
+        """Waits for this step's copy only (later work queued on the device runs on)."""
+        if self._ready is not None:
+            self._ready.synchronize()
+        host = self._host.tolist()
+        meta = self.meta
+        batch, num, width = len(self.tokens), len(meta.logprob_rows), meta.max_top_logprobs
         token_ids, sampled_logprobs, rest = host[:batch], host[batch:2 * batch], host[2 * batch:]
         ranks, top = [1] * batch, [[] for _ in range(batch)]
         for i, (row, n) in enumerate(zip(meta.logprob_rows, meta.num_top_logprobs)):

@@ -134,16 +134,16 @@ def test_a_failing_sampling_step_fails_its_requests_not_the_engine(model_path, m
     from shadowkv_engine.errors import RequestFailedError
     from shadowkv_engine.sample import Sampler
 
-    sample = Sampler.sample
+    launch = Sampler.launch
     calls = {"n": 0}
 
     def fails_once(self, logits, requests):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("boom")
-        return sample(self, logits, requests)
+        return launch(self, logits, requests)
 
-    monkeypatch.setattr(Sampler, "sample", fails_once)
+    monkeypatch.setattr(Sampler, "launch", fails_once)
     params = SamplingParams(temperature=0.0, max_tokens=4, ignore_eos=True)
 
     async def main():

@@ -196,7 +196,9 @@ def test_short_request_is_served_while_a_long_prompt_prefills(make_checkpoint):
     """Fair admission: a long prefill leaves room in each step for an arrival (its first token
     within 2 steps), and alone it still takes the whole budget (ceil(3000 / 256) steps)."""
     path = make_checkpoint("llama3")
-    eng = engine(path, "dense", max_num_batched_tokens=256)  # prefill cap: 64 tokens a step
+    # Steps counted as the scheduler plans them: with async scheduling a step's tokens would be
+    # read one step later.
+    eng = engine(path, "dense", max_num_batched_tokens=256, async_scheduling=False)
     eng.add_request("long", prompt(3000, 1), greedy(4))
     eng.step()
     eng.step()
@@ -204,6 +206,6 @@ def test_short_request_is_served_while_a_long_prompt_prefills(make_checkpoint):
     assert steps_to_first_token(eng, "short") <= 2
     eng.abort_request("long")
 
-    alone = engine(path, "dense", max_num_batched_tokens=256)
+    alone = engine(path, "dense", max_num_batched_tokens=256, async_scheduling=False)
     alone.add_request("long", prompt(3000, 1), greedy(4))
     assert steps_to_first_token(alone, "long") == -(-3000 // 256)

@@ -4,6 +4,7 @@ import pytest
 
 from shadowkv_engine.config import EngineConfig
 from shadowkv_engine.engine.llm_engine import LLMEngine
+from shadowkv_engine.sampling_params import SamplingParams
 from test_batching import ARRIVAL_STEPS, LENGTHS, SPARSE, greedy, prompt, run
 
 pytestmark = pytest.mark.gpu
@@ -52,3 +53,23 @@ def test_batched_equals_one_at_a_time(checkpoint, attention):
         assert batched[rid].outputs[0].token_ids == solo.outputs[0].token_ids, rid
     stats = solo_engine.stats()
     assert stats.gpu_blocks_used == 0 and stats.cpu_blocks_used == 0
+
+
+@pytest.mark.parametrize("attention", ["dense", "shadowkv"])
+def test_async_scheduling_equals_waiting_every_step(checkpoint, attention):
+    """Captured steps whose input tokens come from the previous step's device tensor give the
+    tokens of the engine that reads every step's tokens before the next; a request that stops
+    on a token while its next step is in flight ends the same too."""
+    arrivals = dict(zip(requests(), ARRIVAL_STEPS))
+    sync = gpu_engine(checkpoint, attention, async_scheduling=False)
+    waited = run(sync, requests(), arrivals)
+    stop_token = waited["r1"].outputs[0].token_ids[5]
+    asked = requests()
+    asked["r1"] = (asked["r1"][0], SamplingParams(temperature=0.0, max_tokens=40,
+                                                  ignore_eos=True, stop_token_ids=[stop_token]))
+    outputs = {mode: run(gpu_engine(checkpoint, attention, async_scheduling=mode), asked, arrivals)
+               for mode in (False, True)}
+    for rid in asked:
+        assert outputs[True][rid].outputs[0].token_ids == outputs[False][rid].outputs[0].token_ids
+    assert outputs[True]["r1"].outputs[0].finish_reason == "stop"
+    assert outputs[True]["r0"].outputs[0].token_ids == waited["r0"].outputs[0].token_ids
