@@ -3,6 +3,7 @@ forward eagerly or replays a captured decode step, and ends the step (counters, 
 folding). Logits stay on the device for the sampler."""
 import logging
 
+import numpy as np
 import torch
 
 from ..config import EngineConfig
@@ -11,10 +12,10 @@ from ..kv.attention_flashinfer import FlashInferAttention, flashinfer_available
 from ..kv.attention_torch import TorchAttention
 from ..kv.step_attention import StepAttention
 from ..kv.step_metadata import DecodeRow, PrefillRow, StepMetadata, StepMetadataBuilder
+from ..kv.storage import to_device
 from ..model.config import TORCH_DTYPES, ModelConfig
 from ..model.llama import LlamaForCausalLM
 from ..model.loader import load_weights
-from ..sample.metadata import upload
 from .block_manager import BlockManager
 from .cuda_graphs import DecodeGraphs, chunk_bucket
 from .host_range import host_range
@@ -69,6 +70,14 @@ def randomize_weights(model: torch.nn.Module, seed: int) -> None:
             param.zero_()
         else:
             param.normal_(0.0, 0.02, generator=generator)
+
+
+def take_rows(out: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """out[rows] without a host sync: indexing a CUDA tensor with a Python list copies the index
+    from pageable memory, which waits for everything queued (async scheduling would stall)."""
+    if rows == list(range(len(rows))):
+        return out[:len(rows)]
+    return out[to_device(np.array(rows, dtype=np.int64), out.device)]
 
 
 class ModelRunner:
@@ -165,10 +174,10 @@ class ModelRunner:
             out = self._run_eager(decode, prefill, from_previous)
         else:
             out = self._replay(decode, padded, from_previous)
-        rows = [token_row[i] for i in sample_rows]
+        rows = take_rows(out, [token_row[i] for i in sample_rows])
         if prefill:  # the forward returned hidden states: logits of the sampled rows only
-            return self.model.compute_logits(out[rows])
-        return out[rows]
+            return self.model.compute_logits(rows)
+        return rows
 
     @property
     def _dummy_slot(self) -> int:
@@ -215,7 +224,7 @@ class ModelRunner:
         previous, rows = from_previous
         if previous.tokens is None:  # that step's sampling failed: its requests fail anyway
             return
-        index = upload(list(zip(*rows)), meta.input_ids.device)
+        index = to_device(np.array(rows, dtype=np.int64).T, meta.input_ids.device)
         meta.input_ids[index[0]] = previous.tokens[index[1]]
 
     def _mark_inputs_staged(self) -> None:

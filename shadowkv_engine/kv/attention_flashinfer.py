@@ -47,6 +47,11 @@ class FlashInferAttention:
         self.graph_decode: dict[int, object] = {}
         self.meta: StepMetadata | None = None
         self.decode_wrapper = None
+        # Page-locked copies of the plan's host arrays: flashinfer copies them to the device
+        # without blocking only from pinned memory (from pageable memory the copy waits for the
+        # GPU, and the next step could not be launched while this one runs). The engine rewrites
+        # them only after the GPU has copied the previous step's (model_runner.py).
+        self.pinned: dict[str, torch.Tensor] = {}
 
     def _graph_wrapper(self, num_requests: int):
         wrapper = self.graph_decode.get(num_requests)
@@ -75,16 +80,19 @@ class FlashInferAttention:
             else:
                 q_heads, kv_heads = self.num_q_heads, layout.num_kv_heads
             self.decode_wrapper.plan(
-                _host(requests.indptr), requests.indices, _host(requests.last_page_len),
+                self._host("decode_indptr", requests.indptr), requests.indices,
+                self._host("decode_last", requests.last_page_len),
                 q_heads, kv_heads, layout.head_dim, requests.page_size, q_data_type=dtype,
                 kv_data_type=dtype,
                 window_left=-1 if requests.per_head else self.window_left)
         if meta.prefill is not None:
             requests = meta.prefill
             self.prefill_wrapper.plan(
-                _host(requests.qo_indptr), _host(requests.indptr), requests.indices,
-                _host(requests.last_page_len), self.num_q_heads, layout.num_kv_heads,
-                layout.head_dim, requests.page_size, causal=True, q_data_type=dtype,
+                self._host("prefill_qo_indptr", requests.qo_indptr),
+                self._host("prefill_indptr", requests.indptr), requests.indices,
+                self._host("prefill_last", requests.last_page_len), self.num_q_heads,
+                layout.num_kv_heads, layout.head_dim, requests.page_size, causal=True,
+                q_data_type=dtype,
                 kv_data_type=dtype, window_left=self.window_left)
 
     def decode(self, layer: int, q: torch.Tensor) -> torch.Tensor:
@@ -101,6 +109,13 @@ class FlashInferAttention:
         cache = (self.storage.kv[:, layer, 0], self.storage.kv[:, layer, 1])
         return self.prefill_wrapper.run(q, cache)
 
-
-def _host(values) -> torch.Tensor:
-    return torch.from_numpy(values)
+    def _host(self, name: str, values) -> torch.Tensor:
+        """values (a numpy array) in this name's pinned buffer, grown as needed."""
+        buffer = self.pinned.get(name)
+        if buffer is None or len(buffer) < len(values):
+            buffer = self.pinned[name] = torch.empty(max(len(values), 1024),
+                                                     dtype=torch.from_numpy(values).dtype,
+                                                     pin_memory=True)
+        view = buffer[:len(values)]
+        view.numpy()[:] = values
+        return view

@@ -73,3 +73,25 @@ def test_async_scheduling_equals_waiting_every_step(checkpoint, attention):
         assert outputs[True][rid].outputs[0].token_ids == outputs[False][rid].outputs[0].token_ids
     assert outputs[True]["r1"].outputs[0].finish_reason == "stop"
     assert outputs[True]["r0"].outputs[0].token_ids == waited["r0"].outputs[0].token_ids
+
+
+@pytest.mark.parametrize("attention", ["dense", "shadowkv"])
+def test_steady_decode_steps_never_make_the_host_wait(checkpoint, attention):
+    """With async scheduling a decode step's host work (schedule, metadata, attention plan, graph
+    launch, sampling launch, the previous step's outputs, ShadowKV folds) runs while the GPU
+    computes the step before: no operation in it may synchronise with the device. (Waiting for
+    the previous step's tokens is a CUDA event, which is the point, and not flagged.)"""
+    import torch
+
+    eng = gpu_engine(checkpoint, attention)
+    for i, n in enumerate([300, 700, 150]):
+        eng.add_request(f"r{i}", prompt(n, i), greedy(60))
+    for _ in range(12):  # prefills, compression, the graph captures
+        eng.step()
+    assert all(len(s.token_ids) > s.num_prompt_tokens for s in eng.scheduler.running)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(20):  # folds included: one a sequence every chunk_size tokens
+            eng.step()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
