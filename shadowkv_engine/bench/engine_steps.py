@@ -51,8 +51,11 @@ def run_batch(engine, batch: int, context: int, args, timed: bool = True) -> dic
     on_cuda = args.device != "cpu"
     vocab = engine.model_config.vocab_size
     g = torch.Generator().manual_seed(batch)
-    params = SamplingParams(temperature=0.0, max_tokens=decode_tokens(batch, context, args),
-                            ignore_eos=True)
+    # Every token the context length leaves (the engine reserves no memory for max_tokens):
+    # sequences that run out before the timed steps would shrink the measured batch. They did,
+    # 3 of 19 at 122K, with the two-steps-a-sequence slack (2026-11-30, H200, 454de46).
+    params = SamplingParams(temperature=0.0, ignore_eos=True, max_tokens=max(
+        decode_tokens(batch, context, args), engine.max_model_len - context))
     ids = [f"ctx{context}-b{batch}-{i}" for i in range(batch)]
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -62,10 +65,12 @@ def run_batch(engine, batch: int, context: int, args, timed: bool = True) -> dic
         prompt = torch.randint(5, min(vocab, 1000), (context,), generator=g).tolist()
         engine.add_request(request_id, prompt, params)
     started = set()
+    preempted = engine.stats().num_preemptions_total
     while len(started) < batch:
         started |= {o.request_id for o in engine.step() if o.outputs[0].token_ids}
     sync(on_cuda)
-    row = {"batch": batch, "context": context, "prefill_s": time.perf_counter() - start}
+    row = {"batch": batch, "context": context, "prefill_s": time.perf_counter() - start,
+           "prefill_preemptions": engine.stats().num_preemptions_total - preempted}
     try:
         for _ in range(args.warmup):
             engine.step()

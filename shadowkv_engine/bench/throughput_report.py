@@ -63,7 +63,8 @@ def format_row(row: dict) -> str:
     hit = fmt(row.get("hit_rate"), ".3f")
     lines = [
         f"{row['mode']:>8} ctx {row['context']} batch {row['batch']}"
-        f"{' (max)' if row['label'] == 'max' else ''}: prefill {row['prefill_s']:.2f} s, decode "
+        f"{' (max)' if row['label'] == 'max' else ''}: prefill {row['prefill_s']:.2f} s"
+        f"{_preempted(row)}, decode "
         f"{row['decode_tok_s']:.1f} tok/s ({row['step_ms']:.2f} ms/step), hit rate {hit}",
         f"         equivalent bandwidth {row['equivalent_gbs']:.5g} GB/s (a dense step's "
         f"{row['dense_kv_bytes'] / 1e9:.4g} GB of KV over the measured step time)",
@@ -81,6 +82,12 @@ def format_row(row: dict) -> str:
         lines.append(f"         WARNING: {row['tokens']} tokens in {row['steps']} steps (not "
                      f"{row['batch']} a step), {row['preemptions']} preemptions")
     return "\n".join(lines)
+
+
+def _preempted(row: dict) -> str:
+    """Preemptions while the batch prefilled (recomputed prompts), when there were any."""
+    count = row.get("prefill_preemptions")
+    return f" ({count} preemptions)" if count else ""
 
 
 def format_peer(peer: dict) -> str:

@@ -58,9 +58,9 @@ class BlockManager:
         self.sparse_state = (SparseDecodeState(config.max_num_seqs, model_config.num_layers,
                                                model_config.num_kv_heads, self.shadowkv, device)
                              if self.shadowkv else None)
-        # ShadowKV counters (chunks selected, chunk hits, chunks fetched from host memory) of
-        # sequences already freed.
-        self.released_counters = [0, 0, 0]
+        # Chunks selected by sequences already freed (their hits and host fetches are summed on
+        # the device: SparseDecodeState.release).
+        self.released_selected = 0
 
     @staticmethod
     def page_counts(config: EngineConfig, model_config: ModelConfig, dtype: torch.dtype,
@@ -250,12 +250,9 @@ class BlockManager:
         if kv is None:
             return
         if kv.compressed:
-            hits, host_fetches = self.sparse_state.read_counters(kv.slot)
-            self.released_counters[0] += kv.shadow.chunks_selected
-            self.released_counters[1] += hits
-            self.released_counters[2] += host_fetches
+            self.released_selected += kv.shadow.chunks_selected
         if self.sparse_state is not None:
-            self.sparse_state.reset(kv.slot)
+            self.sparse_state.release(kv.slot)
         kv.free()
         self.free_slots.append(kv.slot)
         seq.kv = None
@@ -264,13 +261,10 @@ class BlockManager:
         """(chunks selected, chunk hits, value bytes fetched from host memory) over the engine's
         lifetime. Every selected chunk that was not a hit was fetched, from the host store (over
         PCIe, counted by the gather) or from the device tier."""
-        selected, hits, host_fetches = self.released_counters
-        for seq in running:
-            if seq.kv is not None and seq.kv.compressed:
-                seq_hits, seq_host = self.sparse_state.read_counters(seq.kv.slot)
-                selected += seq.kv.shadow.chunks_selected
-                hits += seq_hits
-                host_fetches += seq_host
-        chunk_bytes = (self.shadowkv.chunk_size * self.layout.head_dim * self.storage.dtype.itemsize
-                       if self.shadowkv else 0)
+        if self.sparse_state is None:
+            return 0, 0, 0
+        live = [seq.kv for seq in running if seq.kv is not None and seq.kv.compressed]
+        selected = self.released_selected + sum(kv.shadow.chunks_selected for kv in live)
+        hits, host_fetches = self.sparse_state.totals([kv.slot for kv in live])
+        chunk_bytes = self.shadowkv.chunk_size * self.layout.head_dim * self.storage.dtype.itemsize
         return selected, hits, host_fetches * chunk_bytes

@@ -78,20 +78,20 @@ def test_async_scheduling_equals_waiting_every_step(checkpoint, attention):
 @pytest.mark.parametrize("attention", ["dense", "shadowkv"])
 def test_steady_decode_steps_never_make_the_host_wait(checkpoint, attention):
     """With async scheduling a decode step's host work (schedule, metadata, attention plan, graph
-    launch, sampling launch, the previous step's outputs, ShadowKV folds) runs while the GPU
-    computes the step before: no operation in it may synchronise with the device. (Waiting for
-    the previous step's tokens is a CUDA event, which is the point, and not flagged.)"""
+    launch, sampling launch, the previous step's outputs, ShadowKV folds, a request finishing)
+    runs while the GPU computes the step before: no operation in it may synchronise with the
+    device. (Waiting for the previous step's tokens is a CUDA event, the point, not flagged.)"""
     import torch
 
     eng = gpu_engine(checkpoint, attention)
-    for i, n in enumerate([300, 700, 150]):
-        eng.add_request(f"r{i}", prompt(n, i), greedy(60))
+    for i, (n, new) in enumerate([(300, 60), (700, 60), (150, 60), (200, 20)]):
+        eng.add_request(f"r{i}", prompt(n, i), greedy(new))
     for _ in range(12):  # prefills, compression, the graph captures
         eng.step()
     assert all(len(s.token_ids) > s.num_prompt_tokens for s in eng.scheduler.running)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for _ in range(20):  # folds included: one a sequence every chunk_size tokens
-            eng.step()
+        finished = [out.request_id for _ in range(20) for out in eng.step() if out.finished]
     finally:
         torch.cuda.set_sync_debug_mode(0)
+    assert finished == ["r3"]  # folds happened too: one a sequence every chunk_size tokens
