@@ -14,7 +14,7 @@ import torch
 from ..config import EngineConfig
 from ..errors import InvalidRequestError, RequestTooLargeError
 from ..kv.page_pool import PagePool
-from ..kv.sequence_kv import SequenceKV
+from ..kv.sequence_kv import Growth, SequenceKV
 from ..kv.shadowkv import ShadowKV, chunk_counts
 from ..kv.sparse_state import SparseDecodeState
 from ..kv.storage import NULL_PAGE, KVStorage, PageLayout
@@ -228,13 +228,37 @@ class BlockManager:
         cfg = self.shadowkv
         return prompt_len >= max(cfg.min_context_len, 1) and chunk_counts(prompt_len, cfg)[0] > 0
 
-    def can_admit(self, seq: Sequence) -> bool:
-        """True when the pages for the rest of this sequence's prefill are free now."""
+    def can_admit(self, seq: Sequence, running: list[Sequence]) -> bool:
+        """True when the pages for the rest of this sequence's prefill are free now, beyond those
+        the unfinished prefills of running sequences will still take: a sequence admitted now
+        must not take the pages of one admitted before, which would then be preempted (at the
+        memory edge it was, 15 times over 19 prefills of 122K; docs/benchmarks.md, run N)."""
         if not self.free_slots:
             return False
         compress_at = self.compress_at(seq)
         gpu, cpu = self._prefill_pages(compress_at or len(seq.token_ids), compress_at is not None)
-        return gpu <= self.gpu_pool.num_free and cpu <= self.value_pool.num_free
+        promised = self.outstanding_prefill(running)
+        return (gpu + promised.gpu <= self.gpu_pool.num_free
+                and cpu + promised.value_pages <= self.value_pool.num_free)
+
+    @staticmethod
+    def outstanding_prefill(running: list[Sequence]) -> Growth:
+        """Pages the running sequences' unfinished prefills (and their compression) will still
+        allocate, summed."""
+        tail = compress_gpu = compress_values = 0
+        for seq in running:
+            kv = seq.kv
+            if kv is None or kv.compressed:
+                continue
+            remaining = (kv.compress_at or len(seq.token_ids)) - kv.num_tokens
+            if remaining <= 0:
+                continue
+            growth = kv.plan_growth(remaining)
+            tail += growth.tail
+            if kv.pending is None:  # else its compressed store is allocated already
+                compress_gpu += growth.compress_gpu
+                compress_values += growth.compress_values
+        return Growth(tail=tail, compress_gpu=compress_gpu, compress_values=compress_values)
 
     def allocate(self, seq: Sequence, num_new: int) -> bool:
         """Takes the pages the sequence's next num_new tokens need (and, if they end its prompt,

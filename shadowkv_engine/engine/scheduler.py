@@ -96,7 +96,7 @@ class Scheduler:
 
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
-            if seq.num_pending or not self.blocks.can_admit(seq):
+            if seq.num_pending or not self.blocks.can_admit(seq, self.running):
                 break  # (a preempted sequence's in-flight token must arrive before its prefill)
             self.waiting.popleft()
             seq.kv = self.blocks.new_cache(seq)

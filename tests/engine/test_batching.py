@@ -184,6 +184,27 @@ def test_largest_batch_runs_together_without_preemption(make_checkpoint, attenti
             assert most <= fits or eng.scheduler.num_preemptions > 0
 
 
+@pytest.mark.parametrize("attention,gpu_pages", [("dense", 800), ("shadowkv", 700)])
+def test_long_prefills_at_the_largest_batch_preempt_no_one(make_checkpoint, attention,
+                                                           gpu_pages):
+    """Prompts that take many steps to prefill, as many as the pools hold: a sequence is admitted
+    only when its prefill fits beside the unfinished prefills of those admitted before it, so
+    none of them is preempted half-way (and recomputed) and all run together."""
+    path = make_checkpoint("llama3")
+    eng = engine(path, attention, num_gpu_blocks=gpu_pages, num_cpu_blocks=2000, max_num_seqs=32)
+    length, new = 2000, 400  # 8 steps of prefill each at 256 tokens a step
+    fits = eng.blocks.max_concurrent_sequences(length, length + new)
+    assert 4 <= fits < 32
+    for i in range(fits):
+        eng.add_request(f"r{i}", prompt(length, i), greedy(new))
+    most = 0
+    while eng.has_unfinished_requests():
+        eng.step()
+        most = max(most, len(eng.scheduler.running))
+    assert eng.scheduler.num_preemptions == 0
+    assert most == fits
+
+
 def steps_to_first_token(eng, request_id, limit=100):
     for step in range(1, limit):
         for out in eng.step():
