@@ -29,12 +29,6 @@ class InFlightStep:
     sampled: SampledBatch | None  # None: sampling failed (the sequences' requests fail)
     scheduled_at: float
 
-    @property
-    def needs_host_tokens(self) -> bool:
-        """Penalties count the generated tokens on the host side of the sampler: a sequence
-        using them cannot be scheduled before its in-flight token has arrived."""
-        return any(s.params.has_penalties and not s.finished for s in self.sequences)
-
     def previous_tokens(self) -> PreviousTokens:
         return PreviousTokens(self.sampled.tokens if self.sampled is not None else None,
                               {seq.seq_id: row for row, seq in enumerate(self.sequences)})

@@ -173,20 +173,15 @@ class LLMEngine:
         """Schedules and launches one step; returns the outputs of the step before it (with
         async_scheduling), or of this one. A step launches before the previous step's tokens
         are read, so the host's scheduling, metadata and launch overlap the GPU's work."""
-        outputs = []
-        if self._in_flight is not None and self._in_flight.needs_host_tokens:
-            outputs += self._complete(self._take_in_flight())
         # The host:* ranges name the step's host phases in a profile (bench/step_profile.py).
         with host_range("schedule"):
             batch = self.scheduler.schedule()
         previous = self._take_in_flight()
         if not batch.empty:
             self._in_flight = self._launch(batch, previous)
-        elif (previous is None and not outputs and self.scheduler.waiting
-              and not self.scheduler.running):
+        elif previous is None and self.scheduler.waiting and not self.scheduler.running:
             raise RuntimeError("scheduler deadlock: a waiting request fits no empty pool")
-        if previous is not None:
-            outputs += self._complete(previous)
+        outputs = self._complete(previous) if previous is not None else []
         if self._in_flight is not None and not self.config.async_scheduling:
             outputs += self._complete(self._take_in_flight())
         return outputs
@@ -270,7 +265,7 @@ class LLMEngine:
             blocked = list(params.stop_token_ids) + ([] if params.ignore_eos
                                                      else sorted(self.eos_token_ids))
         return SampleRequest(seq.seq_id, params, seq.prompt_token_ids, seq.output_token_ids,
-                             params.choice_seed(seq.index), blocked)
+                             params.choice_seed(seq.index), blocked, seq.num_pending)
 
     def _append_token(self, seq: Sequence, result) -> None:
         params = seq.params

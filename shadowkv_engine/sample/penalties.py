@@ -1,9 +1,12 @@
 """Repetition, presence and frequency penalties from per-sequence state kept on the device.
 
 Each sequence that uses penalties owns a slot: a row of `prompt_mask` (its prompt's tokens,
-uploaded once; prompts can be 128K tokens) and a row of `output_counts` (its generated tokens,
-updated with only the tokens sampled since the previous step). A step then gathers the slots of
-its penalty rows, so the cost is one [P, V] pass, whatever the prompt length.
+uploaded once; prompts can be 128K tokens) and a row of `output_counts` (its generated tokens).
+The sampler counts each token it samples for a penalty row on the device (`record`), so the next
+step's penalties need no token from the host (async scheduling reads them a step later); output
+tokens the cache has not counted (a new slot, or a caller that does not record) are uploaded
+from the host. A step then gathers the slots of its penalty rows, so the cost is one [P, V]
+pass, whatever the prompt length.
 """
 from dataclasses import dataclass
 
@@ -39,7 +42,7 @@ class PenaltyCache:
             new = req.output_token_ids[slot.num_counted:]
             count_slots += [slot.index] * len(new)
             count_tokens += new
-            slot.num_counted = len(req.output_token_ids)
+            slot.num_counted += len(new)
             slots.append(slot.index)
         if count_tokens:
             pairs = upload([count_slots, count_tokens], self.device)
@@ -62,6 +65,15 @@ class PenaltyCache:
             block = block - (weights[:, 2:3] * counts + weights[:, 1:2] * generated)
         logits[index[0]] = block
 
+    def record(self, rows: list[int], tokens: torch.Tensor, requests: list[SampleRequest]) -> None:
+        """Counts the tokens just sampled for the penalty rows (tokens: [B] on the device)."""
+        slots = [self.slots[requests[row].key] for row in rows]
+        index = upload([rows, [slot.index for slot in slots]], self.device)
+        ones = torch.ones(len(rows), dtype=torch.int32, device=self.device)
+        self.output_counts.index_put_((index[1], tokens[index[0]]), ones, accumulate=True)
+        for slot in slots:
+            slot.num_counted += 1
+
     def release(self, key: int) -> None:
         slot = self.slots.pop(key, None)
         if slot is not None:
@@ -69,9 +81,12 @@ class PenaltyCache:
 
     def _slot(self, req: SampleRequest, vocab_size: int) -> _Slot:
         slot = self.slots.get(req.key)
-        if slot is not None and (slot.num_prompt == len(req.prompt_token_ids)
-                                 and slot.num_counted <= len(req.output_token_ids)):
+        if slot is not None and (slot.num_prompt == len(req.prompt_token_ids) and
+                                 slot.num_counted <= len(req.output_token_ids) + req.num_pending):
             return slot
+        if req.num_pending:
+            raise RuntimeError(f"penalty state of sequence {req.key} cannot be rebuilt while "
+                               f"{req.num_pending} of its tokens are in flight")
         # new, or reset since the last step (output shorter than counted): rebuild from scratch
         index = slot.index if slot is not None else self._allocate(vocab_size)
         slot = self.slots[req.key] = _Slot(index, len(req.prompt_token_ids))

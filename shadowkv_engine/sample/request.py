@@ -12,6 +12,9 @@ class SampleRequest:
     output_token_ids: list[int]  # grows by the tokens sampled since the last call
     seed: int | None  # per-sequence seed (params.seed + choice index); None: the engine's stream
     blocked_token_ids: list[int]  # e.g. EOS while fewer than min_tokens were generated
+    # Tokens sampled after output_token_ids whose values the host does not have yet (async
+    # scheduling); the penalty state counted them on the device when they were sampled.
+    num_pending: int = 0
 
 
 @dataclass

@@ -43,6 +43,8 @@ class Sampler:
         tokens = processed.argmax(dim=-1)
         if not meta.all_greedy:
             tokens[meta.random_rows] = self._sample_random(processed[meta.random_rows], meta)
+        if meta.penalty_rows:
+            self.penalties.record(meta.penalty_rows, tokens, requests)
         return SampledBatch(tokens, self._pack(logits, tokens, meta), meta)
 
     def release(self, key: int) -> None:

@@ -86,3 +86,24 @@ def test_greedy_with_penalties_and_blocked_tokens_takes_the_processed_argmax():
         expected = reference_penalties(logits[r], params[r], prompts[r], outputs[r], blocked[r])
         assert result.token_id == int(expected.argmax())
         assert result.token_id != blocked[r][0]
+
+
+def test_tokens_the_host_has_not_seen_are_penalized_from_the_devices_count():
+    """As under async scheduling: the host learns each token a step after it was sampled, yet
+    every step's penalties cover all tokens sampled so far (the sampler counted them)."""
+    gen = torch.Generator().manual_seed(2)
+    params = SamplingParams(temperature=0.0, repetition_penalty=1.3, presence_penalty=0.4,
+                            frequency_penalty=0.6)
+    prompt = torch.randint(VOCAB, (15,), generator=gen).tolist()
+    sampler = Sampler(torch.device("cpu"), seed=0)
+    # The same logits every step: only the penalties keep the greedy token from repeating.
+    base = torch.randn(1, VOCAB, generator=gen) * 3
+    generated = []
+    for _ in range(8):
+        logits = base.clone()
+        known = generated[:-1]  # the newest token is still in flight
+        request = SampleRequest(7, params, prompt, known, None, [], len(generated) - len(known))
+        token = sampler.sample(logits, [request])[0].token_id
+        assert token == int(reference_penalties(logits[0], params, prompt, generated).argmax())
+        generated.append(token)
+    assert len(set(generated)) > 1  # the penalties steered away from repeats
