@@ -2,6 +2,8 @@
 user sees: the same tokens, texts, logprobs and finish reasons as waiting every step, for every
 kind of request, with aborts and stops on a token, and every page back in its pool."""
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shadowkv_engine.config import EngineConfig
 from shadowkv_engine.engine.llm_engine import LLMEngine
@@ -124,3 +126,37 @@ def test_no_step_runs_past_a_requests_last_token(make_checkpoint):
     # token in one more step, which launches nothing.
     assert computed[True] == computed[False] == [120] + [1] * 7
     assert steps == {False: [8], True: [9]}
+
+
+workload = st.lists(
+    st.tuples(st.integers(100, 400),  # prompt length
+              st.integers(1, 24),  # max tokens
+              st.integers(0, 3),  # arrival step
+              st.sampled_from([0.0, 0.8]),  # temperature (seeded per request)
+              st.sampled_from([[], ["e"], ["a", "o"]])),  # stop strings
+    min_size=1, max_size=8)
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(workload=workload, attention=st.sampled_from(["dense", "shadowkv"]))
+def test_random_workloads_under_memory_pressure_give_the_same_outputs(make_checkpoint, workload,
+                                                                       attention):
+    """Random prompts, lengths, arrivals and stop strings in pools that queue and at times
+    preempt: the async engine (extra steps for stopped sequences, a token in flight when the
+    pools run short) returns exactly what the engine that waits every step returns, and every
+    page. (test_batching's preemption cases run the async engine through certain preemption.)"""
+    path = make_checkpoint("llama3")
+    requests, arrivals = {}, {}
+    for i, (length, max_tokens, arrival, temperature, stop) in enumerate(workload):
+        requests[f"w{i}"] = (prompt(length, i), SamplingParams(
+            temperature=temperature, max_tokens=max_tokens, seed=i, stop=stop))
+        arrivals[f"w{i}"] = arrival
+    outputs = {}
+    for mode in (False, True):
+        eng = engine(path, attention, async_scheduling=mode, num_gpu_blocks=40,
+                     num_cpu_blocks=48, max_num_batched_tokens=96)
+        outputs[mode] = run(eng, requests, arrivals)
+        assert_pools_empty(eng)
+    for rid in requests:
+        assert visible(outputs[True][rid]) == visible(outputs[False][rid]), rid
