@@ -3,7 +3,8 @@
 Rendering and tokenizing 30K+ tokens of text per step is too slow for one Python process to keep
 a GPU busy, so workers build the batches. Batch i is a pure function of (seed, i, its length), and
 the length of batch i is the curriculum's length when it was queued, `prefetch` steps earlier: the
-data stream does not depend on timing.
+data stream does not depend on timing. With data parallelism (data_parallel.py) rank r of w takes
+batches r, r + w, r + 2w, ...: together the ranks read the single-process stream, w at a time.
 """
 import multiprocessing as mp
 from collections import deque
@@ -31,9 +32,10 @@ def make_batch(seed: int, index: int, length: int, batch_size: int) -> tuple[np.
 
 class BatchFeeder:
     def __init__(self, tokenizer: Tokenizer, seed: int, batch_tokens: int, workers: int,
-                 prefetch: int | None = None, start: int = 0):
+                 prefetch: int | None = None, start: int = 0, rank: int = 0, world: int = 1):
+        """start: steps already taken (a resumed run starts at the batches after them)."""
         self.seed, self.batch_tokens = seed, batch_tokens
-        self._index = start  # a resumed run starts at the batch after its last step's
+        self._index, self._stride = start * world + rank, world
         self._queue: deque = deque()
         self._prefetch = prefetch if prefetch is not None else 2 * workers
         if workers > 0:
@@ -49,12 +51,13 @@ class BatchFeeder:
     def next(self, length: int) -> tuple[np.ndarray, ...]:
         """The next batch; batches queued from now on have sequences of `length` tokens."""
         if self._pool is None:
-            self._index += 1
-            return make_batch(self.seed, self._index - 1, length, self.batch_size(length))
+            self._index += self._stride
+            return make_batch(self.seed, self._index - self._stride, length,
+                              self.batch_size(length))
         while len(self._queue) <= self._prefetch:
             args = (self.seed, self._index, length, self.batch_size(length))
             self._queue.append(self._pool.apply_async(make_batch, args))
-            self._index += 1
+            self._index += self._stride
         return self._queue.popleft().get()
 
     def close(self) -> None:

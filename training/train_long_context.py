@@ -16,6 +16,9 @@ A run longer than one command may last: `--state FILE --stop-after SECONDS` trai
 long, saves everything a run needs (weights, optimizer, curriculum, step, tokenizer) to FILE and
 exits; the same command again resumes there, and the invocation that spends the time budget
 exports and evaluates (docs/accuracy.md, "Retraining").
+
+On several GPUs of one host, start it with torchrun (data_parallel.py): each GPU trains on its
+own share of the batches, `--batch-tokens` per GPU; the time budget is the same wall-clock time.
 """
 import os
 
@@ -33,7 +36,9 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from . import data_parallel
 from .batches import BatchFeeder
+from .data_parallel import Ranks
 from .curriculum import Curriculum
 from .documents import KINDS, RETRIEVAL_KINDS, tokenizer_corpus
 from .tokenizer import BOS_ID, END_OF_TEXT_ID, EOT_ID, save_tokenizer, train_tokenizer
@@ -104,10 +109,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 class Log:
-    def __init__(self, path: str | None):
-        self.path, self.start = path, time.time()
+    def __init__(self, path: str | None, enabled: bool = True):
+        """enabled=False: a silent log (data-parallel ranks other than 0)."""
+        self.path, self.start, self.enabled = path, time.time(), enabled
 
     def __call__(self, message: str) -> None:
+        if not self.enabled:
+            return
         line = f"[{time.time() - self.start:7.1f}s] {message}"
         print(line, flush=True)
         if self.path:
@@ -139,7 +147,8 @@ def lr_factor(step: int, progress: float, warmup: int) -> float:
     return min(1.0, (step + 1) / warmup) * decay
 
 
-def train(args, model, feeder: BatchFeeder, log: Log, resumed: dict | None = None) -> tuple[dict, dict]:
+def train(args, model, feeder: BatchFeeder, log: Log, resumed: dict | None = None,
+          ranks: Ranks = Ranks()) -> tuple[dict, dict]:
     """Train until the budget is spent or --stop-after; (summary, state to resume from)."""
     device = torch.device(args.device)
     optimizer = make_optimizer(model, args)
@@ -167,14 +176,23 @@ def train(args, model, feeder: BatchFeeder, log: Log, resumed: dict | None = Non
         return (bool(args.stop_after) and step > first_step
                 and time.time() - start >= args.stop_after)
 
+    def decide() -> tuple[float, bool]:
+        """Rank 0's progress and whether to stop now, on every rank (taken every check)."""
+        here = progress()
+        agreed, done = data_parallel.rank0_values(ranks, [here, float(here >= 1.0 or stopping())],
+                                                  device)
+        return agreed, bool(done)
+
+    parameters = list(model.parameters())
     model.train()
-    while progress() < 1.0 and not stopping():
+    agreed, done = decide()
+    while not done:
         ids, loss_mask, kind = (torch.from_numpy(a).to(device, non_blocking=True)
                                 for a in feeder.next(curriculum.length))
         ids = ids.long()
         target, mask = ids[:, 1:], loss_mask[:, 1:]
         for group in optimizer.param_groups:
-            group["lr"] = args.lr * lr_factor(step, progress(), args.warmup)
+            group["lr"] = args.lr * lr_factor(step, agreed, args.warmup)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             hidden = model.model(input_ids=ids[:, :-1]).last_hidden_state
             logits = model.lm_head(hidden[mask]).float()
@@ -182,7 +200,8 @@ def train(args, model, feeder: BatchFeeder, log: Log, resumed: dict | None = Non
         loss = F.cross_entropy(logits, answers)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        data_parallel.average_gradients(ranks, parameters)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
 
         kinds = kind[:, 1:][mask].long()
@@ -193,11 +212,13 @@ def train(args, model, feeder: BatchFeeder, log: Log, resumed: dict | None = Non
         log_window += counts
         loss_sum += loss.detach()
         step += 1
-        tokens += ids.numel()
+        tokens += ids.numel() * ranks.world
         if step % check_every == 0:
-            correct_n, total_n = window[:, list(RETRIEVAL_KINDS)].sum(1).tolist()
+            retrieval = data_parallel.summed(ranks, window[:, list(RETRIEVAL_KINDS)].sum(1))
+            correct_n, total_n = retrieval.tolist()
             window.zero_()
-            if curriculum.update(step, progress(), correct_n / total_n if total_n else None):
+            agreed, done = decide()
+            if curriculum.update(step, agreed, correct_n / total_n if total_n else None):
                 log(f"step {step}: curriculum -> length {curriculum.length}")
         if step % log_every == 0:
             hits, totals = log_window.tolist()
@@ -211,7 +232,7 @@ def train(args, model, feeder: BatchFeeder, log: Log, resumed: dict | None = Non
             log_window.zero_()
     seconds = seconds_before + time.time() - start
     summary = {"steps": step, "tokens": tokens, "seconds": round(seconds, 1),
-               "final_length": curriculum.length, "finished": progress() >= 1.0}
+               "final_length": curriculum.length, "finished": agreed >= 1.0, "gpus": ranks.world}
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "curriculum": dataclasses.asdict(curriculum), "step": step, "tokens": tokens,
              "seconds": seconds}
@@ -290,29 +311,41 @@ def evaluate_checkpoint(out: Path, args, log: Log, script_start: float) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    log = Log(args.log)
+    ranks, args.device = data_parallel.start(args.device)
+    log = Log(args.log, enabled=ranks.main)
     script_start = time.time()
     torch.manual_seed(args.seed)
-    log(f"args: {vars(args)}")
+    log(f"args: {vars(args)}; data-parallel ranks: {ranks.world}")
     resumed = None
     if args.state and Path(args.state).is_file():
         resumed = torch.load(args.state, map_location=args.device)
         tokenizer = Tokenizer.from_str(resumed["tokenizer"])
         log(f"resumed from {args.state} at step {resumed['step']} ({resumed['seconds']:.0f} s trained)")
-    else:
-        tokenizer = train_tokenizer(tokenizer_corpus(args.seed, args.corpus_docs), args.vocab_size)
+    else:  # trained once, on rank 0
+        trained = (train_tokenizer(tokenizer_corpus(args.seed, args.corpus_docs), args.vocab_size)
+                   if ranks.main else None)
+        tokenizer = Tokenizer.from_str(data_parallel.broadcast_text(
+            ranks, trained.to_str() if trained else None))
     log(f"tokenizer: {tokenizer.get_vocab_size()} tokens")
-    feeder = BatchFeeder(tokenizer, args.seed, args.batch_tokens, args.workers,
-                         start=resumed["step"] if resumed else 0)
+    workers = max(1, args.workers // ranks.world) if args.workers else 0  # the host's CPUs, shared
+    feeder = BatchFeeder(tokenizer, args.seed, args.batch_tokens, workers,
+                         start=resumed["step"] if resumed else 0, rank=ranks.rank,
+                         world=ranks.world)
     try:
         model = build_model(args, tokenizer.get_vocab_size()).to(args.device)
         if resumed:
             model.load_state_dict(resumed["model"])
+        data_parallel.same_weights(ranks, model)
         log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {args.device}"
-            + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-        summary, state = train(args, model, feeder, log, resumed)
+            + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
+            + (f", x{ranks.world} ranks" if ranks.parallel else ""))
+        summary, state = train(args, model, feeder, log, resumed, ranks)
+        data_parallel.check_same_weights(ranks, model)
     finally:
         feeder.close()
+    data_parallel.stop()  # the weights are the same on every rank: rank 0 goes on alone
+    if not ranks.main:
+        return
     if args.state:
         torch.save(state | {"tokenizer": tokenizer.to_str()}, args.state)
         log(f"state saved to {args.state}")

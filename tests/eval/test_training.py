@@ -1,6 +1,9 @@
 """The training script's data, schedule and a full CPU smoke run (training/ at the repo root)."""
 import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,6 +98,24 @@ def test_layout_conversations_ask_about_every_fact_in_the_context():
             assert value in context and turn.prefix.endswith(" is") and turn.kind == "varied"
 
 
+def test_data_parallel_ranks_read_the_single_process_batches_between_them(bpe_backend):
+    """Rank r of 2 takes batches r, r + 2, ...: after k steps each, the two ranks have read the
+    first 2k batches of one process, each exactly once (resumed runs too)."""
+    from training.batches import BatchFeeder
+
+    def batches(feeder, n):
+        out = [feeder.next(128)[0].tobytes() for _ in range(n)]
+        feeder.close()
+        return out
+
+    single = batches(BatchFeeder(bpe_backend, 3, 256, workers=0), 8)
+    ranks = [batches(BatchFeeder(bpe_backend, 3, 256, workers=0, rank=r, world=2), 4)
+             for r in (0, 1)]
+    assert ranks[0] == single[0::2] and ranks[1] == single[1::2]
+    resumed = batches(BatchFeeder(bpe_backend, 3, 256, workers=0, start=2, rank=1, world=2), 2)
+    assert resumed == single[5::2]
+
+
 @pytest.mark.slow
 def test_smoke_run_trains_resumes_exports_and_evaluates(tmp_path):
     from shadowkv_engine.model.config import ModelConfig
@@ -123,3 +144,23 @@ def test_smoke_run_trains_resumes_exports_and_evaluates(tmp_path):
     spectra = json.loads((tmp_path / "spectra.json").read_text())
     assert spectra["niah_single_prose"]["layers"][0]["pre_rope"]["dim"] == 32
     assert "trained:" in (tmp_path / "log").read_text()
+
+
+@pytest.mark.slow
+def test_two_data_parallel_ranks_train_resume_and_export_once(tmp_path):
+    """torchrun with 2 processes (gloo on the CPU): the ranks share the batches, end with the same
+    weights (the script checks), and rank 0 alone saves, logs and exports."""
+    out = tmp_path / "model"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "2", "-m", "training.train_long_context", "--smoke", "--out", str(out),
+               "--state", str(tmp_path / "state.pt")]
+    root = Path(__file__).resolve().parents[2]
+    first = subprocess.run(command + ["--stop-after", "1e-9"], cwd=root, capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.count("state saved") == 1 and not out.exists()
+    second = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.count("resumed from") == 1 and second.stdout.count("trained:") == 1
+    training = json.loads((out / "config.json").read_text())["shadowkv_training"]
+    assert training["gpus"] == 2 and training["steps"] == 12
