@@ -1,4 +1,6 @@
-"""The synchronous engine: requests in, one scheduler step at a time, outputs out."""
+"""The engine, driven by its caller: requests in, one scheduler step per `step()` call, outputs
+out. With async_scheduling a step is launched before the previous step's tokens are read, so
+`step()` returns the outputs of the step before the one it launched (engine/in_flight.py)."""
 import itertools
 import logging
 import time
