@@ -9,13 +9,14 @@ from ..config import EngineConfig
 from ..errors import InvalidRequestError, PromptTooLongError, QueueFullError
 from ..model.config import ModelConfig
 from ..model.tokenizer import IncrementalDetokenizer, Tokenizer
-from ..outputs import CompletionOutput, Logprob, RequestMetrics, RequestOutput
+from ..outputs import RequestMetrics, RequestOutput
 from ..sample import Sampler, SampleRequest
 from ..sampling_params import SamplingParams
 from .block_manager import BlockManager
 from .host_range import host_range
 from .in_flight import InFlightStep
 from .model_runner import ModelRunner
+from .output_processor import OutputProcessor
 from .scheduler import Scheduler
 from .sequence import Sequence, SequenceStatus
 from .stats import EngineStats
@@ -54,6 +55,8 @@ class LLMEngine:
                 f"{window}", param="attention")
         self.tokenizer = Tokenizer.from_pretrained(config.model)
         self.eos_token_ids = set(self.tokenizer.eos_token_ids or self.model_config.eos_token_ids)
+        self.output_processor = OutputProcessor(self.tokenizer, self.eos_token_ids,
+                                                self.max_model_len)
         self.runner = ModelRunner(config, self.model_config, self.max_model_len)
         num_gpu, num_cpu = BlockManager.page_counts(
             config, self.model_config, self.runner.dtype, self.runner.device, self.max_model_len)
@@ -161,7 +164,7 @@ class LLMEngine:
                 self.sampler.release(seq.seq_id)
                 seq.status = SequenceStatus.FINISHED
                 seq.finish_reason = "abort"
-        return self._output(request)
+        return self.output_processor.output(request)
 
     def has_unfinished_requests(self) -> bool:
         return bool(self.requests)
@@ -242,7 +245,10 @@ class LLMEngine:
                 self._fail(request)
                 continue
             try:
-                self._append_token(seq, result)
+                self._totals.generation_tokens_total += 1
+                finish = self.output_processor.append(seq, result)
+                if finish is not None:
+                    self._finish(seq, finish.reason, finish.stop_reason)
             except Exception:  # one request's output processing must not stop the engine
                 logger.exception("request %s failed while processing its output",
                                  request.request_id)
@@ -257,7 +263,7 @@ class LLMEngine:
                 metrics.finished_time = done
                 del self.requests[request.request_id]
                 self._totals.requests_finished_total += 1
-            outputs.append(self._output(request))
+            outputs.append(self.output_processor.output(request))
         return outputs
 
     def _sample_request(self, seq: Sequence) -> SampleRequest:
@@ -268,42 +274,6 @@ class LLMEngine:
                                                      else sorted(self.eos_token_ids))
         return SampleRequest(seq.seq_id, params, seq.prompt_token_ids, seq.output_token_ids,
                              params.choice_seed(seq.index), blocked, seq.num_pending)
-
-    def _append_token(self, seq: Sequence, result) -> None:
-        params = seq.params
-        token = result.token_id
-        seq.token_ids.append(token)
-        seq.cumulative_logprob += result.logprob
-        self._totals.generation_tokens_total += 1
-        if params.logprobs is not None:
-            entry = {token: Logprob(result.logprob, result.sampled_rank, self._piece(token))}
-            for rank, (tid, lp) in enumerate(result.top_logprobs, start=1):
-                entry.setdefault(tid, Logprob(lp, rank, self._piece(tid)))
-            seq.logprobs.append(entry)
-        num_out = len(seq.output_token_ids)
-        if not params.ignore_eos and token in self.eos_token_ids:
-            return self._finish(seq, "stop", None)
-        if token in params.stop_token_ids:
-            return self._finish(seq, "stop", token)
-        previous = len(seq.text)
-        seq.text += seq.detokenizer.push(token)
-        if params.stop_strings and num_out >= params.min_tokens and self._match_stop(seq, previous):
-            return
-        if num_out >= seq.max_tokens or len(seq.token_ids) >= self.max_model_len:
-            self._finish(seq, "length", None)
-
-    def _match_stop(self, seq: Sequence, previous_len: int) -> bool:
-        longest = max(len(s) for s in seq.params.stop_strings)
-        window_start = max(0, previous_len - longest + 1)
-        hits = [(seq.text.find(s, window_start), s) for s in seq.params.stop_strings]
-        hits = [(at, s) for at, s in hits if at >= 0]
-        if not hits:
-            return False
-        at, stop = min(hits)
-        end = at + len(stop) if seq.params.include_stop_str_in_output else at
-        seq.text = seq.text[:end]
-        self._finish(seq, "stop", stop)
-        return True
 
     def _finish(self, seq: Sequence, reason: str, stop_reason) -> None:
         seq.finish_reason, seq.stop_reason = reason, stop_reason
@@ -316,26 +286,6 @@ class LLMEngine:
         for seq in request.sequences:
             if not seq.finished:
                 self._finish(seq, "error", None)
-
-    def _piece(self, token_id: int) -> str:
-        return self.tokenizer.decode([token_id], skip_special_tokens=False)
-
-    def _visible_text(self, seq: Sequence) -> str:
-        """While running, hold back the tail that could still grow into a stop string."""
-        if seq.finished or not seq.params.stop_strings:
-            return seq.text
-        hold = max(len(s) for s in seq.params.stop_strings) - 1
-        return seq.text[:max(0, len(seq.text) - hold)]
-
-    def _output(self, request: Request) -> RequestOutput:
-        choices = [CompletionOutput(
-            index=s.index, text=self._visible_text(s), token_ids=list(s.output_token_ids),
-            cumulative_logprob=s.cumulative_logprob if s.params.logprobs is not None else None,
-            logprobs=list(s.logprobs) if s.params.logprobs is not None else None,
-            finish_reason=s.finish_reason, stop_reason=s.stop_reason)
-            for s in request.sequences]
-        return RequestOutput(request.request_id, request.prompt, request.prompt_token_ids, choices,
-                             request.finished, request.metrics, request.error)
 
     # ---- statistics ------------------------------------------------------------------------
     def stats(self) -> EngineStats:

@@ -39,7 +39,8 @@ class Sampler:
             if meta.blocked is not None:
                 processed[meta.blocked] = float("-inf")
             # Defensive: a NaN never wins, an overflowed logit stays the largest finite one.
-            processed = processed.nan_to_num(nan=float("-inf"), posinf=torch.finfo(torch.float32).max)
+            processed = processed.nan_to_num(nan=float("-inf"),
+                                             posinf=torch.finfo(torch.float32).max)
         tokens = processed.argmax(dim=-1)
         if not meta.all_greedy:
             tokens[meta.random_rows] = self._sample_random(processed[meta.random_rows], meta)

@@ -95,17 +95,17 @@ def test_full_queue_and_bad_requests_raise_before_streaming(model_path):
 
 
 def test_a_request_failing_inside_the_engine_fails_alone(model_path, monkeypatch):
-    from shadowkv_engine.engine.llm_engine import LLMEngine
+    from shadowkv_engine.engine.output_processor import OutputProcessor
     from shadowkv_engine.errors import RequestFailedError
 
-    append = LLMEngine._append_token
+    append = OutputProcessor.append
 
     def fails_for_bad(self, seq, result):
         if seq.request_id == "bad":
             raise RuntimeError("boom")
         return append(self, seq, result)
 
-    monkeypatch.setattr(LLMEngine, "_append_token", fails_for_bad)
+    monkeypatch.setattr(OutputProcessor, "append", fails_for_bad)
     params = SamplingParams(temperature=0.0, max_tokens=8, ignore_eos=True)
 
     async def collect(engine, prompt, request_id):
