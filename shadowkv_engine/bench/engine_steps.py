@@ -18,8 +18,10 @@ def sync(on_cuda: bool):
 
 
 def decode_tokens(batch: int, context: int, args) -> int:
-    """max_tokens of each request: the decode steps early sequences take while later ones still
-    prefill (at most one per prefill step), then warm-up, timed and profiled steps.
+    """Tokens a sequence is planned to generate (what max_model_len, the pinned pool and the
+    largest batch are sized for; requests may take all that max_model_len leaves): the decode
+    steps early sequences take while later ones still prefill (at most one per prefill step),
+    then warm-up, timed and profiled steps.
 
     Decodes take their tokens of a step first, and a sequence that waits for its prefill peak's
     pages starts after the one before it compressed, so the slack is two steps a sequence: with
@@ -54,8 +56,8 @@ def run_batch(engine, batch: int, context: int, args, timed: bool = True) -> dic
     # Every token the context length leaves (the engine reserves no memory for max_tokens):
     # sequences that run out before the timed steps would shrink the measured batch. They did,
     # 3 of 19 at 122K, with the two-steps-a-sequence slack (2026-11-30, H200, 454de46).
-    params = SamplingParams(temperature=0.0, ignore_eos=True, max_tokens=max(
-        decode_tokens(batch, context, args), engine.max_model_len - context))
+    params = SamplingParams(temperature=0.0, ignore_eos=True,
+                            max_tokens=engine.max_model_len - context)
     ids = [f"ctx{context}-b{batch}-{i}" for i in range(batch)]
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()

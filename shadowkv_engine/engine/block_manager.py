@@ -237,15 +237,15 @@ class BlockManager:
             return False
         compress_at = self.compress_at(seq)
         gpu, cpu = self._prefill_pages(compress_at or len(seq.token_ids), compress_at is not None)
-        promised = self.outstanding_prefill(running)
-        return (gpu + promised.gpu <= self.gpu_pool.num_free
-                and cpu + promised.value_pages <= self.value_pool.num_free)
+        promised_gpu, promised_values = self.outstanding_prefill(running)
+        return (gpu + promised_gpu <= self.gpu_pool.num_free
+                and cpu + promised_values <= self.value_pool.num_free)
 
     @staticmethod
-    def outstanding_prefill(running: list[Sequence]) -> Growth:
-        """Pages the running sequences' unfinished prefills (and their compression) will still
-        allocate, summed."""
-        tail = compress_gpu = compress_values = 0
+    def outstanding_prefill(running: list[Sequence]) -> tuple[int, int]:
+        """(GPU, value) pages the running sequences' unfinished prefills (and their compression)
+        will still allocate."""
+        gpu = values = 0
         for seq in running:
             kv = seq.kv
             if kv is None or kv.compressed:
@@ -254,11 +254,10 @@ class BlockManager:
             if remaining <= 0:
                 continue
             growth = kv.plan_growth(remaining)
-            tail += growth.tail
-            if kv.pending is None:  # else its compressed store is allocated already
-                compress_gpu += growth.compress_gpu
-                compress_values += growth.compress_values
-        return Growth(tail=tail, compress_gpu=compress_gpu, compress_values=compress_values)
+            if kv.pending is not None:  # its compressed store is allocated already
+                growth = Growth(tail=growth.tail)
+            gpu, values = gpu + growth.gpu, values + growth.value_pages
+        return gpu, values
 
     def allocate(self, seq: Sequence, num_new: int) -> bool:
         """Takes the pages the sequence's next num_new tokens need (and, if they end its prompt,

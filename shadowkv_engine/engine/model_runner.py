@@ -163,7 +163,7 @@ class ModelRunner:
                 at += n
                 token_row[i] = at - 1
         logits = self._run_rows(decode, prefill, token_row, sample_rows,
-                                (previous, from_previous) if from_previous else None)
+                                (previous.tokens, from_previous) if from_previous else None)
         with host_range("end_step"):
             self._end_step(batch, decode)
         return logits
@@ -186,10 +186,7 @@ class ModelRunner:
     def _run_eager(self, decode, prefill, from_previous) -> torch.Tensor:
         with host_range("metadata"):
             meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot)
-            self._fill_from_previous(meta, from_previous)
-        with host_range("plan"):
-            self.backend.begin_step(meta)
-            self._mark_inputs_staged()
+        self._finish_inputs(meta, from_previous)
         with host_range("launch"):
             return self._forward(meta)
 
@@ -208,29 +205,23 @@ class ModelRunner:
                                 lambda m: self.backend.begin_step(m, graph_batch=padded))
         with host_range("metadata"):
             meta = self.builder.build(decode, [], padded, self._dummy_slot, bucket)
-            self._fill_from_previous(meta, from_previous)
-        with host_range("plan"):
-            self.backend.begin_step(meta, graph_batch=padded)
-            self._mark_inputs_staged()
+        self._finish_inputs(meta, from_previous, graph_batch=padded)
         with host_range("launch"):
             return self.graphs.replay(key)
 
-    @staticmethod
-    def _fill_from_previous(meta: StepMetadata, from_previous) -> None:
-        """Writes the input tokens sampled by the step in flight into the step's (persistent)
-        input buffer, on the device, after the upload of the rest."""
-        if from_previous is None:
-            return
-        previous, rows = from_previous
-        if previous.tokens is None:  # that step's sampling failed: its requests fail anyway
-            return
-        index = to_device(np.array(rows, dtype=np.int64).T, meta.input_ids.device)
-        meta.input_ids[index[0]] = previous.tokens[index[1]]
-
-    def _mark_inputs_staged(self) -> None:
-        if self.device.type == "cuda":
-            self._inputs_staged = torch.cuda.Event()
-            self._inputs_staged.record()
+    def _finish_inputs(self, meta: StepMetadata, from_previous, graph_batch=None) -> None:
+        """After the metadata upload: the input tokens sampled by the step in flight, written
+        into the step's (persistent) input buffer on the device; the attention plan; then the
+        event after which the staging buffers may be rewritten."""
+        with host_range("plan"):
+            tokens, rows = from_previous or (None, None)
+            if tokens is not None:  # None: that step's sampling failed, its requests fail too
+                index = to_device(np.array(rows, dtype=np.int64).T, meta.input_ids.device)
+                meta.input_ids[index[0]] = tokens[index[1]]
+            self.backend.begin_step(meta, graph_batch=graph_batch)
+            if self.device.type == "cuda":
+                self._inputs_staged = torch.cuda.Event()
+                self._inputs_staged.record()
 
     def _end_step(self, batch: ScheduledBatch, decode: list[DecodeRow]) -> None:
         """Counters forward, then the batched post-step work: compress prompts that were just

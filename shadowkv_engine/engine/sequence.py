@@ -56,8 +56,8 @@ class Sequence:
     @property
     def awaiting_last_token(self) -> bool:
         """Its final token (by max_tokens) is in flight: nothing more to schedule."""
-        return self.num_pending > 0 and (len(self.token_ids) + self.num_pending
-                                         - self.num_prompt_tokens >= self.max_tokens)
+        return (self.num_pending > 0
+                and len(self.output_token_ids) + self.num_pending >= self.max_tokens)
 
     @property
     def finished(self) -> bool:
