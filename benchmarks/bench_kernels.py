@@ -8,6 +8,9 @@
   H100 (../shared/reference/bench_pcie_hbm_h100_result.txt), 55 GB/s bulk pinned copy.
 - Key rebuild: achieved bandwidth for the bytes it must move (coefficient rows and output keys of
   every fetched chunk, the head's basis once per (sequence, head)) over the measured HBM ceiling.
+- Value gather beside other work (--gather-sweep, alone): the gather capped at N blocks
+  (max_blocks, as two-batch overlap runs it), timed alone, and on a side stream while the main
+  stream copies HBM; "hidden" is the share of the shorter of the two that ran concurrently.
 - Plan: latency of the GPU planner against the plain-torch twin.
 - Landmark scoring: the CUDA op reading the landmark pages in place (B=1 and B=32 sequences,
   16384 chunks), achieved bandwidth for the landmark bytes over the HBM ceiling, against its
@@ -153,6 +156,39 @@ class Workload:
         return len(plan) * w.chunk * w.head_dim * w.itemsize / (ms * 1e-3) / GB
 
 
+def gather_beside_copy(w, blocks_list=(8, 16, 32, 64, 128, 0), copy_gib=4):
+    """The gather capped at each block count: alone, and on a side stream beside an HBM copy."""
+    x = torch.empty(copy_gib << 30, dtype=torch.uint8, device="cuda").random_()
+    y = torch.empty_like(x)
+    side = torch.cuda.Stream()
+
+    def copy():
+        y.copy_(x)
+
+    copy_ms = median_ms(copy, iters=10)
+    r = {"copy_ms": copy_ms}
+    for blocks in blocks_list:
+        def gather(blocks=blocks):
+            ops.gather_values(w.store, w.kv, w.tables, w.fetch, 0, w.chunk, max_blocks=blocks)
+
+        def both(gather=gather):
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                gather()
+            copy()
+            torch.cuda.current_stream().wait_stream(side)
+
+        alone, together = median_ms(gather), median_ms(both, iters=10)
+        hidden = (alone + copy_ms - together) / min(alone, copy_ms)
+        r[f"blocks_{blocks}"] = {"gather_ms": alone, "gbs": w.gather_bytes() / (alone * 1e-3) / GB,
+                                 "beside_copy_ms": together, "hidden": hidden}
+        print(f"gather max_blocks={blocks or 'all'}: {alone:.3f} ms = "
+              f"{w.gather_bytes() / (alone * 1e-3) / GB:.1f} GB/s alone; with a {copy_ms:.3f} ms "
+              f"HBM copy beside it {together:.3f} ms ({hidden:.0%} of the shorter hidden)",
+              flush=True)
+    return r
+
+
 def plan_latency_us(rows, k):
     """(op called eagerly, op inside a CUDA graph, twin eagerly) in microseconds."""
     gen = torch.Generator().manual_seed(0)
@@ -217,15 +253,24 @@ def scoring_latency_us(q_heads=32, kv_heads=8, num_chunks=16384, dim=128, budget
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--gather-sweep", action="store_true",
+                        help="only the value gather's block-count sweep beside an HBM copy")
     args = parser.parse_args()
     assert torch.cuda.is_available(), "needs a CUDA GPU"
     assert cuda_ops_available(), "build the extension first: pip install --no-build-isolation -e ."
     r = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
          "commit": os.environ.get("GIT_COMMIT", "unknown")}
+    common = dict(batch=32, heads=8, head_dim=128, chunk=8, budget=2048, context=16384)
+    if args.gather_sweep:
+        r["gather_sweep"] = gather_beside_copy(Workload(rank=160, fetched=1.0, with_store=True,
+                                                        **common))
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(r, f, indent=1)
+        return
     r["hbm_copy_gbs"] = hbm_copy_gbs()
     print(f"HBM copy: {r['hbm_copy_gbs']:.0f} GB/s", flush=True)
 
-    common = dict(batch=32, heads=8, head_dim=128, chunk=8, budget=2048, context=16384)
     for name, fetched in (("all_miss", 1.0), ("hit60", 0.4)):
         w = Workload(rank=160, fetched=fetched, with_store=True, **common)
         ms = median_ms(w.gather)

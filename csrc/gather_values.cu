@@ -94,7 +94,8 @@ cudaError_t launch_gather_values(const GatherArgs& a, cudaStream_t stream) {
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
   const int64_t needed = (items + kThreads / 32 - 1) / (kThreads / 32);
-  const int64_t limit = int64_t(sms) * 16;
+  int64_t limit = int64_t(sms) * 16;
+  if (a.max_blocks > 0 && a.max_blocks < limit) limit = a.max_blocks;
   const int blocks = static_cast<int>(needed < limit ? needed : limit);
   gather_kernel<<<blocks, kThreads, 0, stream>>>(a);
   return cudaGetLastError();

@@ -51,6 +51,10 @@ struct GatherArgs {
   int64_t kv_page_stride, kv_head_stride, kv_row_stride;
   int row_bytes;  // head_dim * itemsize, a multiple of 16
   int itemsize;
+  // At most this many blocks (0: as many as keep every SM full). A fetch that runs beside other
+  // kernels (two-batch overlap) takes a few SMs only: its blocks loop until the fetch is done,
+  // and PCIe's bandwidth needs far fewer warps in flight than the GPU has.
+  int max_blocks;
   SlotTables t;
 };
 cudaError_t launch_gather_values(const GatherArgs& args, cudaStream_t stream);

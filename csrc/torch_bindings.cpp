@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -153,8 +154,10 @@ void gather_values(const at::Tensor& store, at::Tensor kv, const at::Tensor& sto
                    const at::Tensor& fetch, int64_t layer, int64_t chunk_size,
                    const std::optional<at::Tensor>& device_store,
                    const std::optional<at::Tensor>& host_chunks,
-                   const std::optional<at::Tensor>& slots) {
+                   const std::optional<at::Tensor>& slots, int64_t max_blocks) {
   check_kv(kv, layer);
+  TORCH_CHECK(max_blocks >= 0 && max_blocks <= INT32_MAX, "max_blocks must be in [0, 2^31), got ",
+              max_blocks);
   const c10::cuda::CUDAGuard guard(kv.device());
   TORCH_CHECK(store.device().is_cpu() && (store.is_pinned() || store.numel() == 0) &&
               store.dim() == 5, "store must be a pinned CPU tensor [pages, L, H, block_size, D]");
@@ -199,6 +202,7 @@ void gather_values(const at::Tensor& store, at::Tensor kv, const at::Tensor& sto
   a.kv_row_stride = kv.stride(4);
   a.row_bytes = static_cast<int>(kv.size(5) * item);
   a.itemsize = static_cast<int>(item);
+  a.max_blocks = static_cast<int>(max_blocks);
   check_launch(launch_gather_values(a, c10::cuda::getCurrentCUDAStream()), "gather_values");
 }
 
@@ -400,7 +404,7 @@ TORCH_LIBRARY(shadowkv, m) {
   m.def("plan_chunk_reuse(Tensor resident, Tensor selected) -> (Tensor, Tensor, Tensor)");
   m.def("gather_values(Tensor store, Tensor(a!) kv, Tensor store_pages, Tensor slot_pages, "
         "Tensor row_offset, Tensor fetch, int layer, int chunk_size, Tensor? device_store=None, "
-        "Tensor(b!)? host_chunks=None, Tensor? slots=None) -> ()");
+        "Tensor(b!)? host_chunks=None, Tensor? slots=None, int max_blocks=0) -> ()");
   m.def("rebuild_keys(Tensor u_rows, Tensor basis, Tensor(a!) kv, Tensor u_pages, "
         "Tensor basis_pages, Tensor slot_pages, Tensor row_offset, Tensor fetch, "
         "Tensor inv_freq, int layer, int chunk_size, int rank) -> ()");

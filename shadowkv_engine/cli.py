@@ -11,7 +11,8 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-from .config import ATTENTION_BACKENDS, ATTENTION_MODES, DTYPES, EngineConfig, ShadowKVConfig
+from .config import (ATTENTION_BACKENDS, ATTENTION_MODES, DTYPES, TWO_BATCH_OVERLAP, EngineConfig,
+                     ShadowKVConfig)
 from .errors import InvalidRequestError
 
 logger = logging.getLogger("shadowkv")
@@ -41,6 +42,9 @@ ENGINE_FLAG_HELP = {
     "enforce_eager": "never capture CUDA graphs of the decode step",
     "async_scheduling": "launch each step before the previous step's tokens are read, so host "
                         "work overlaps the GPU (--no-async-scheduling: wait every step)",
+    "two_batch_overlap": "split decode steps into two halves on two CUDA streams, one half's "
+                         "value fetch over PCIe beside the other's compute: auto (ShadowKV steps "
+                         "that read values from host memory), on, off",
 }
 SHADOWKV_FLAG_HELP = {
     "rank": "SVD rank of the pre-RoPE keys; None: the paper's 160 per 1024 key channels",
@@ -50,7 +54,8 @@ SHADOWKV_FLAG_HELP = {
     "local_chunks": "most recent chunks kept exact",
     "min_context_len": "sequences shorter than this stay dense",
 }
-CHOICES = {"attention": ATTENTION_MODES, "dtype": DTYPES, "attention_backend": ATTENTION_BACKENDS}
+CHOICES = {"attention": ATTENTION_MODES, "dtype": DTYPES, "attention_backend": ATTENTION_BACKENDS,
+           "two_batch_overlap": TWO_BATCH_OVERLAP}
 
 
 def _flag(name: str) -> str:

@@ -76,6 +76,7 @@ class ShadowKVConfig:
 ATTENTION_MODES = ("dense", "shadowkv")
 ATTENTION_BACKENDS = ("auto", "flashinfer", "torch")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+TWO_BATCH_OVERLAP = ("auto", "on", "off")
 
 
 @dataclass
@@ -120,6 +121,11 @@ class EngineConfig:
     # host's work overlaps the GPU's; a sequence that stops on a token generates one more,
     # dropped. False: every step waits for its own tokens before the next is scheduled.
     async_scheduling: bool = True
+    # Decode steps split into two halves on two CUDA streams, so that one half's value fetch over
+    # PCIe runs while the other half computes (engine/two_batch.py). "auto": ShadowKV steps of at
+    # least two rows of which one reads values from host memory (on a GPU); "on": every decode
+    # step of at least two rows (also on the CPU, in turn); "off": never.
+    two_batch_overlap: str = "auto"
 
     def __post_init__(self):
         if isinstance(self.shadowkv, dict):
@@ -138,6 +144,10 @@ class EngineConfig:
             raise InvalidRequestError(
                 f"attention_backend must be one of {ATTENTION_BACKENDS}, got "
                 f"{self.attention_backend!r}", param="attention_backend")
+        if self.two_batch_overlap not in TWO_BATCH_OVERLAP:
+            raise InvalidRequestError(
+                f"two_batch_overlap must be one of {TWO_BATCH_OVERLAP}, got "
+                f"{self.two_batch_overlap!r}", param="two_batch_overlap")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {DTYPES}, got {self.dtype!r}",
                                       param="dtype")

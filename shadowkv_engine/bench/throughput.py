@@ -59,6 +59,7 @@ def build_llm(path: Path, args, mode: str, max_seqs: int, cpu_gb: float,
                max_num_batched_tokens=MAX_BATCHED_TOKENS, gpu_memory_utilization=0.92,
                cpu_offload_gb=cpu_gb, enforce_eager=enforce_eager,
                async_scheduling=args.async_scheduling, attention_backend=args.attention_backend,
+               two_batch_overlap=args.two_batch_overlap,
                shadowkv={"sparse_budget": args.budget, "min_context_len": COMPRESS_FROM})
 
 
@@ -179,6 +180,9 @@ def add_throughput_args(parser: argparse.ArgumentParser):
     parser.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction,
                         default=True, help="launch each step before reading the previous "
                         "step's tokens (the engine's default); --no-async-scheduling: wait")
+    parser.add_argument("--two-batch-overlap", default="auto", choices=["auto", "on", "off"],
+                        help="decode steps as two micro-batches on two streams (engine option; "
+                        "auto: ShadowKV steps that read values from host memory)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--max-num-seqs", type=int, default=64,
                         help="engine batch cap when 'max' is in --batches")

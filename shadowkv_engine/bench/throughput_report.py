@@ -36,7 +36,8 @@ def run_meta(args) -> dict:
             "model": args.model, "shape": args.shape, "load_format": args.load_format,
             "layers": args.layers, "budget": args.budget,
             "enforce_eager": args.enforce_eager, "attention_backend": args.attention_backend,
-            "async_scheduling": args.async_scheduling, "pcie_gbs": args.pcie_gbs}
+            "async_scheduling": args.async_scheduling,
+            "two_batch_overlap": args.two_batch_overlap, "pcie_gbs": args.pcie_gbs}
 
 
 def model_label(meta: dict) -> str:
@@ -49,7 +50,9 @@ def format_meta(meta: dict) -> str:
             f"{', ' + str(meta['layers']) + ' layers' if meta['layers'] else ''})"
             f", budget {meta['budget']}, backend {meta['attention_backend']}"
             f"{', eager' if meta['enforce_eager'] else ''}"
-            f"{'' if meta.get('async_scheduling', True) else ', no async scheduling'}; HBM copy {meta['hbm_gbs']:.0f} GB/s "
+            f"{'' if meta.get('async_scheduling', True) else ', no async scheduling'}"
+            f", two-batch overlap {meta.get('two_batch_overlap', 'off')}; HBM copy "
+            f"{meta['hbm_gbs']:.0f} GB/s "
             f"(read + write, this run), PCIe {meta['pcie_gbs']:.0f} GB/s (roofline), host RAM "
             f"{meta['host_ram_gib']:.1f} GiB")
 

@@ -34,7 +34,8 @@ class DecodeGraphs:
         """run_step(meta) runs the model's decode step on `meta` and returns its logits."""
         self.sizes = graph_batch_sizes(max_num_seqs)
         self.run_step = run_step
-        self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        # key: (padded batch size, landmark width, first row of the second micro-batch or None)
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self.pool = None
 
     def padded_size(self, rows: int) -> int | None:
@@ -42,10 +43,10 @@ class DecodeGraphs:
         at = bisect.bisect_left(self.sizes, rows)
         return self.sizes[at] if at < len(self.sizes) else None
 
-    def captured(self, key: tuple[int, int]) -> bool:
+    def captured(self, key: tuple) -> bool:
         return key in self.graphs
 
-    def capture(self, key: tuple[int, int], dummy_meta, begin_step) -> None:
+    def capture(self, key: tuple, dummy_meta, begin_step) -> None:
         """dummy_meta: step metadata of `key[0]` padded rows only; begin_step(meta) plans."""
         begin_step(dummy_meta)
         stream = torch.cuda.Stream()
@@ -58,9 +59,10 @@ class DecodeGraphs:
             logits = self.run_step(dummy_meta)
         self.pool = graph.pool()
         self.graphs[key] = (graph, logits)
-        logger.info("captured the decode step for batch %d, landmark width %d", *key)
+        logger.info("captured the decode step for batch %d, landmark width %d, micro-batches "
+                    "split at %s", *key)
 
-    def replay(self, key: tuple[int, int]) -> torch.Tensor:
+    def replay(self, key: tuple) -> torch.Tensor:
         graph, logits = self.graphs[key]
         graph.replay()
         return logits

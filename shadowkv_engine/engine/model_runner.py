@@ -21,6 +21,7 @@ from .cuda_graphs import DecodeGraphs, chunk_bucket
 from .host_range import host_range
 from .in_flight import PreviousTokens
 from .scheduler import ScheduledBatch
+from .two_batch import TwoBatchOverlap, first_half
 
 logger = logging.getLogger(__name__)
 
@@ -113,26 +114,54 @@ class ModelRunner:
         use_graphs = (self.device.type == "cuda" and self.backend_name == "flashinfer"
                       and not self.config.enforce_eager)
         self.graphs = DecodeGraphs(self.config.max_num_seqs, self._forward) if use_graphs else None
+        self.overlap = TwoBatchOverlap(self.config.two_batch_overlap, self.device,
+                                       self.shadowkv is not None)
         max_rows = self.graphs.sizes[-1] if self.graphs else self.config.max_num_seqs
+        if self.graphs and self.overlap.possible:
+            max_rows *= 2  # two halves, each padded to a captured size
         self.builder = StepMetadataBuilder(self.config, self.storage, self.max_model_len, max_rows)
+        # One backend per micro-batch: each keeps its own plan (and flashinfer workspace).
+        self.backends = [self._new_backend(prefill=True)]
+        if self.overlap.possible:
+            self.backends.append(self._new_backend(prefill=False))
+        self.backend = self.backends[0]
+        logger.info("attention backend %s, decode CUDA graphs %s, two-batch overlap %s",
+                    self.backend_name, "on" if self.graphs else "off",
+                    self.config.two_batch_overlap)
+
+    def _new_backend(self, prefill: bool):
         window = self.model_config.sliding_window
         if self.backend_name == "flashinfer":
-            self.backend = FlashInferAttention(self.storage, self.model_config.num_heads, window,
-                                               len(self.builder.decode_indices.host))
-        else:
-            self.backend = TorchAttention(self.storage, window)
-        logger.info("attention backend %s, decode CUDA graphs %s", self.backend_name,
-                    "on" if self.graphs else "off")
+            return FlashInferAttention(self.storage, self.model_config.num_heads, window,
+                                       len(self.builder.decode_indices.host), prefill)
+        return TorchAttention(self.storage, window)
 
     def _forward(self, meta: StepMetadata) -> torch.Tensor:
         """The model over the step's tokens; logits of its decode rows ([rows, vocab], float32)
         when it is a decode-only step, else the final hidden states of every token."""
+        if meta.split_at is not None:
+            return self._forward_two(meta)
         attention = StepAttention(meta, self.storage, self.backend, self.blocks.sparse_state,
                                   self.shadowkv, self.model.rotary.inv_freq)
         hidden = self.model(meta.input_ids, meta.positions, attention)
         if meta.prefill is None:
             return self.model.compute_logits(hidden)
         return hidden
+
+    def _forward_two(self, meta: StepMetadata) -> torch.Tensor:
+        """A decode-only step as two micro-batches, the second on the side stream; the logits
+        of all its rows."""
+        turns = self.overlap.fetch_turns()
+        batches = []
+        for half, backend in zip(_halves(meta), self.backends):
+            attention = StepAttention(half, self.storage, backend, self.blocks.sparse_state,
+                                      self.shadowkv, self.model.rotary.inv_freq, turns,
+                                      self.overlap.fetch_blocks)
+            batches.append((half.input_ids, half.positions, attention))
+        self.overlap.fork()
+        logits = self.model.forward_interleaved(batches, self.overlap.streams(), logits=True)
+        self.overlap.join(logits[1:])
+        return torch.cat(logits)
 
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch, sample_rows: list[int],
@@ -169,12 +198,28 @@ class ModelRunner:
         return logits
 
     def _run_rows(self, decode, prefill, token_row, sample_rows, from_previous) -> torch.Tensor:
-        padded = self.graphs.padded_size(len(decode)) if self.graphs and not prefill else None
-        if padded is None:
-            out = self._run_eager(decode, prefill, from_previous)
+        n = len(decode)
+        split = not prefill and self.overlap.applies(decode)
+        graphed = bool(self.graphs and not prefill and self.graphs.padded_size(n))
+        placement, split_at = None, first_half(n) if split else None
+        if graphed and split:  # each half padded to a captured size, the first half's padding
+            half = self.graphs.padded_size(split_at)  # between them
+            placement = list(range(split_at)) + list(range(half, half + n - split_at))
+            padded, split_at = 2 * half, half
+        elif graphed:
+            padded = self.graphs.padded_size(n)
+
+        def row(i: int) -> int:  # the row of token row i (decode rows may move, see above)
+            return placement[i] if placement is not None else i
+
+        if from_previous is not None:
+            tokens, pairs = from_previous
+            from_previous = tokens, [(row(at), previous) for at, previous in pairs]
+        if graphed:
+            out = self._replay(decode, padded, from_previous, placement, split_at)
         else:
-            out = self._replay(decode, padded, from_previous)
-        rows = take_rows(out, [token_row[i] for i in sample_rows])
+            out = self._run_eager(decode, prefill, from_previous, split_at)
+        rows = take_rows(out, [row(token_row[i]) for i in sample_rows])
         if prefill:  # the forward returned hidden states: logits of the sampled rows only
             return self.model.compute_logits(rows)
         return rows
@@ -183,28 +228,31 @@ class ModelRunner:
     def _dummy_slot(self) -> int:
         return self.blocks.sparse_state.dummy_slot if self.blocks.sparse_state else 0
 
-    def _run_eager(self, decode, prefill, from_previous) -> torch.Tensor:
+    def _run_eager(self, decode, prefill, from_previous, split_at) -> torch.Tensor:
         with host_range("metadata"):
-            meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot)
+            meta = self.builder.build(decode, prefill, len(decode), self._dummy_slot,
+                                      split_at=split_at)
         self._finish_inputs(meta, from_previous)
         with host_range("launch"):
             return self._forward(meta)
 
-    def _replay(self, decode, padded: int, from_previous) -> torch.Tensor:
+    def _replay(self, decode, padded: int, from_previous, placement, split_at) -> torch.Tensor:
         """A decode-only step from its CUDA graph, captured on first use (on padded rows only)."""
         longest = max((row.kv.shadow.n_chunks for row in decode if row.kv.shadow), default=0)
         width = chunk_bucket(longest, self.builder.max_chunks) if self.shadowkv else 0
-        key = (padded, width)
+        key = (padded, width, split_at)
 
         def bucket(_):
             return width
 
         if not self.graphs.captured(key):
-            dummy_meta = self.builder.build([], [], padded, self._dummy_slot, bucket)
+            dummy_meta = self.builder.build([], [], padded, self._dummy_slot, bucket,
+                                            split_at=split_at)
             self.graphs.capture(key, dummy_meta,
-                                lambda m: self.backend.begin_step(m, graph_batch=padded))
+                                lambda m: self._begin_step(m, graph_batch=padded))
         with host_range("metadata"):
-            meta = self.builder.build(decode, [], padded, self._dummy_slot, bucket)
+            meta = self.builder.build(decode, [], padded, self._dummy_slot, bucket, placement,
+                                      split_at)
         self._finish_inputs(meta, from_previous, graph_batch=padded)
         with host_range("launch"):
             return self.graphs.replay(key)
@@ -218,10 +266,18 @@ class ModelRunner:
             if tokens is not None:  # None: that step's sampling failed, its requests fail too
                 index = to_device(np.array(rows, dtype=np.int64).T, meta.input_ids.device)
                 meta.input_ids[index[0]] = tokens[index[1]]
-            self.backend.begin_step(meta, graph_batch=graph_batch)
+            self._begin_step(meta, graph_batch)
             if self.device.type == "cuda":
                 self._inputs_staged = torch.cuda.Event()
                 self._inputs_staged.record()
+
+    def _begin_step(self, meta: StepMetadata, graph_batch: int | None) -> None:
+        """The attention plan: one per micro-batch, each backend planning its half."""
+        if meta.split_at is None:
+            self.backend.begin_step(meta, graph_batch=graph_batch)
+            return
+        for half, backend in zip(_halves(meta), self.backends):
+            backend.begin_step(half, graph_batch=None if graph_batch is None else half.num_decode)
 
     def _end_step(self, batch: ScheduledBatch, decode: list[DecodeRow]) -> None:
         """Counters forward, then the batched post-step work: compress prompts that were just
@@ -241,3 +297,8 @@ class ModelRunner:
                 to_fold.append(kv)
         compression.compress(to_compress, self.model.rotary, self.blocks.sparse_state)
         compression.fold(to_fold)
+
+
+def _halves(meta: StepMetadata) -> list[StepMetadata]:
+    """The two micro-batches of a split decode step."""
+    return [meta.decode_rows(0, meta.split_at), meta.decode_rows(meta.split_at, meta.num_decode)]

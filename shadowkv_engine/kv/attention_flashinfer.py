@@ -28,7 +28,8 @@ class FlashInferAttention:
     name = "flashinfer"
 
     def __init__(self, storage: KVStorage, num_q_heads: int, sliding_window: int | None,
-                 max_indices: int):
+                 max_indices: int, prefill: bool = True):
+        """prefill=False: decode only (the second micro-batch of a two-batch-overlap step)."""
         import flashinfer
 
         self.flashinfer = flashinfer
@@ -37,11 +38,14 @@ class FlashInferAttention:
         self.window_left = -1 if sliding_window is None else sliding_window - 1
         device = storage.device
         self.decode_workspace = torch.zeros(WORKSPACE_BYTES, dtype=torch.uint8, device=device)
-        self.prefill_workspace = torch.zeros(WORKSPACE_BYTES, dtype=torch.uint8, device=device)
         self.eager_decode = flashinfer.BatchDecodeWithPagedKVCacheWrapper(
             self.decode_workspace, "HND", use_tensor_cores=True)
-        self.prefill_wrapper = flashinfer.BatchPrefillWithPagedKVCacheWrapper(
-            self.prefill_workspace, "HND", backend="fa2")
+        self.prefill_wrapper = None
+        if prefill:
+            self.prefill_workspace = torch.zeros(WORKSPACE_BYTES, dtype=torch.uint8,
+                                                 device=device)
+            self.prefill_wrapper = flashinfer.BatchPrefillWithPagedKVCacheWrapper(
+                self.prefill_workspace, "HND", backend="fa2")
         # CUDA-graph wrappers share one page-index buffer: one plan is live per step.
         self.graph_indices = torch.zeros(max_indices, dtype=torch.int32, device=device)
         self.graph_decode: dict[int, object] = {}

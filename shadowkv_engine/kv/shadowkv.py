@@ -64,7 +64,8 @@ class ShadowKV:
         self.lm_pages.extend(gpu_pool.allocate(gpu["lm"]))
         self.basis_pages.extend(gpu_pool.allocate(gpu["basis"]))
         self.exact_pages.extend(gpu_pool.allocate(gpu["exact"]))
-        self.value_pages.extend(value_pool.allocate(cpu))
+        self.host_value_pages = 0  # of value_pages, those in the host tier (read over PCIe)
+        self._add_value_pages(cpu)
         c = cfg.chunk_size
         rows = np.arange(self.n_out + cfg.budget_chunks) * c
         # Block ids (head 0) of the exact rows, chunk by chunk: outliers, then the slots.
@@ -116,7 +117,12 @@ class ShadowKV:
     def grow(self, u: int, lm: int, cpu: int) -> None:
         self.u_pages.extend(self.gpu_pool.allocate(u))
         self.lm_pages.extend(self.gpu_pool.allocate(lm))
-        self.value_pages.extend(self.value_pool.allocate(cpu))
+        self._add_value_pages(cpu)
+
+    def _add_value_pages(self, count: int) -> None:
+        pages = self.value_pool.allocate(count)
+        self.host_value_pages += self.value_pool.on_host(pages)
+        self.value_pages.extend(pages)
 
     def u_slot(self, position: int) -> tuple[int, int]:
         """(page, row) of the coefficient row of a token position."""
@@ -127,7 +133,7 @@ class ShadowKV:
         """Bytes this sequence holds, by component (GPU pages, and value pages by tier)."""
         layout, dtype = self.storage.layout, self.storage.dtype
         gpu_page, cpu_page = layout.gpu_page_bytes(dtype), layout.cpu_page_bytes(dtype)
-        host_values = self.value_pool.on_host(self.value_pages.array)
+        host_values = self.host_value_pages
         return {
             "gpu_lowrank_bytes": len(self.u_pages) * gpu_page,
             "gpu_landmark_bytes": len(self.lm_pages) * gpu_page,
@@ -143,6 +149,7 @@ class ShadowKV:
         for pages in (self.u_pages, self.lm_pages, self.basis_pages, self.exact_pages):
             self.gpu_pool.free(pages.clear())
         self.value_pool.free(self.value_pages.clear())
+        self.host_value_pages = 0
 
 
 def _ceil(a: int, b: int) -> int:

@@ -16,8 +16,10 @@ from .storage import KVStorage
 
 def select_and_fetch(layer: int, q: torch.Tensor, k_pre: torch.Tensor, meta: SparseTables,
                      storage: KVStorage, state: SparseDecodeState, inv_freq: torch.Tensor,
-                     cfg: ShadowKVConfig) -> None:
-    """q: [B, Hq, D] post-RoPE queries, k_pre: [B, H, D] pre-RoPE keys of the decode rows."""
+                     cfg: ShadowKVConfig, fetch_turns=None, fetch_blocks: int = 0) -> None:
+    """q: [B, Hq, D] post-RoPE queries, k_pre: [B, H, D] pre-RoPE keys of the decode rows.
+    fetch_turns (take()/release() around the value fetch) and fetch_blocks (its grid cap): for
+    a micro-batch whose fetch runs beside another's compute (engine/two_batch.py)."""
     rows, heads = q.shape[0], k_pre.shape[1]
     k = cfg.budget_chunks
     tables = meta.tables
@@ -32,8 +34,13 @@ def select_and_fetch(layer: int, q: torch.Tensor, k_pre: torch.Tensor, meta: Spa
         state.resident[meta.slots, layer].view(rows * heads, k), selected)
     state.resident[meta.slots, layer] = resident.view(rows, heads, k)
     fetch = fetch.view(rows, heads, k)
+    # The fetch first: with two micro-batches, the key rebuild after it overlaps the other's fetch.
+    if fetch_turns is not None:
+        fetch_turns.take()
+    ops.gather_values(storage.values, storage.kv, tables, fetch, layer, cfg.chunk_size,
+                      storage.device_values, state.host_fetches, meta.slots, fetch_blocks)
+    if fetch_turns is not None:
+        fetch_turns.release()
     ops.rebuild_keys(storage.u_rows, storage.head_rows, storage.kv, tables, fetch, inv_freq,
                      layer, cfg.chunk_size, cfg.rank)
-    ops.gather_values(storage.values, storage.kv, tables, fetch, layer, cfg.chunk_size,
-                      storage.device_values, state.host_fetches, meta.slots)
     state.hits.index_add_(0, meta.slots, hits.view(rows, heads).sum(1, dtype=torch.long))

@@ -12,9 +12,12 @@ from .storage import KVStorage
 class StepAttention:
     def __init__(self, meta: StepMetadata, storage: KVStorage, backend,
                  sparse_state: SparseDecodeState | None, shadowkv: ShadowKVConfig | None,
-                 inv_freq: torch.Tensor):
+                 inv_freq: torch.Tensor, fetch_turns=None, fetch_blocks: int = 0):
+        """fetch_turns, fetch_blocks: how the value fetch runs beside another micro-batch's
+        kernels (engine/two_batch.py); None and 0 for a step of one batch."""
         self.meta, self.storage, self.backend = meta, storage, backend
         self.sparse_state, self.shadowkv, self.inv_freq = sparse_state, shadowkv, inv_freq
+        self.fetch_turns, self.fetch_blocks = fetch_turns, fetch_blocks
 
     def attend(self, layer: int, q: torch.Tensor, k_pre: torch.Tensor, k: torch.Tensor,
                v: torch.Tensor) -> torch.Tensor:
@@ -27,7 +30,8 @@ class StepAttention:
         if rows:
             if meta.sparse is not None:
                 select_and_fetch(layer, q[:rows], k_pre[:rows], meta.sparse, self.storage,
-                                 self.sparse_state, self.inv_freq, self.shadowkv)
+                                 self.sparse_state, self.inv_freq, self.shadowkv,
+                                 self.fetch_turns, self.fetch_blocks)
             outputs.append(self.backend.decode(layer, q[:rows]))
         if meta.prefill is not None:
             outputs.append(self.backend.prefill(layer, q[rows:]))

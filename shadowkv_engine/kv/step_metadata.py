@@ -42,6 +42,13 @@ class PagedRequests:
     def num_requests(self) -> int:
         return len(self.last_page_len)
 
+    def requests(self, start: int, stop: int) -> "PagedRequests":
+        """Requests start..stop-1 alone (views of the same buffers); decode requests only."""
+        lo, hi = int(self.indptr[start]), int(self.indptr[stop])
+        return PagedRequests(self.indptr[start:stop + 1] - self.indptr[start],
+                             self.indices[lo:hi], self.indices_host[lo:hi],
+                             self.last_page_len[start:stop], self.page_size, self.per_head)
+
 
 @dataclass
 class SparseTables:
@@ -53,6 +60,16 @@ class SparseTables:
     lm_pages: torch.Tensor  # int32 [B, cols]
     tables: PagedTables
     max_chunks: int  # width of the landmark scores (a bucket when the step is captured)
+
+    def rows(self, start: int, stop: int) -> "SparseTables":
+        t = self.tables
+        return SparseTables(
+            self.slots[start:stop], self.n_chunks[start:stop], self.u_page[start:stop],
+            self.u_row[start:stop], self.lm_pages[start:stop],
+            PagedTables(t.u_pages[start:stop], t.basis_pages[start:stop],
+                        t.slot_pages[start:stop], t.store_pages[start:stop],
+                        t.row_offset[start:stop]),
+            self.max_chunks)
 
 
 @dataclass
@@ -66,6 +83,22 @@ class StepMetadata:
     decode: PagedRequests | None
     prefill: PagedRequests | None
     sparse: SparseTables | None
+    # Two-batch overlap: decode rows [0, split_at) and [split_at, num_decode) run as two
+    # micro-batches (engine/two_batch.py); None: one batch.
+    split_at: int | None = None
+
+    def decode_rows(self, start: int, stop: int) -> "StepMetadata":
+        """The metadata of decode rows start..stop-1 alone, as views of this step's buffers (a
+        decode-only step)."""
+        if self.prefill is not None:
+            raise ValueError("only a decode-only step splits into micro-batches")
+        per_request = self.decode.num_requests // self.num_decode
+        return StepMetadata(
+            num_decode=stop - start, num_tokens=stop - start,
+            input_ids=self.input_ids[start:stop], positions=self.positions[start:stop],
+            kv_page=self.kv_page[start:stop], kv_row=self.kv_row[start:stop],
+            decode=self.decode.requests(start * per_request, stop * per_request), prefill=None,
+            sparse=self.sparse.rows(start, stop) if self.sparse is not None else None)
 
 
 @dataclass
@@ -132,17 +165,21 @@ class StepMetadataBuilder:
 
     # ---- the step ------------------------------------------------------------------------
     def build(self, decode: list[DecodeRow], prefill: list[PrefillRow], padded_rows: int,
-              dummy_slot: int, chunk_bucket=None) -> StepMetadata:
+              dummy_slot: int, chunk_bucket=None, placement: list[int] | None = None,
+              split_at: int | None = None) -> StepMetadata:
         """padded_rows >= len(decode): decode rows of the step (a captured batch size).
         chunk_bucket(n) -> width of the landmark scores for a batch whose longest store has n
-        chunks (None: exactly n)."""
+        chunks (None: exactly n). placement: the row of each decode row (default: 0, 1, ...;
+        two micro-batches put their padding between them); rows it leaves out are padding.
+        split_at: passed on to the metadata (two-batch overlap)."""
         num_tokens = padded_rows + sum(len(r.token_ids) for r in prefill)
+        decode = self._place(decode, padded_rows, placement)
         self._tokens(decode, prefill, padded_rows)
         meta = StepMetadata(
             num_decode=padded_rows, num_tokens=num_tokens,
             input_ids=self.token_ids.upload(num_tokens), positions=self.positions.upload(num_tokens),
             kv_page=self.kv_page.upload(num_tokens), kv_row=self.kv_row.upload(num_tokens),
-            decode=None, prefill=None, sparse=None)
+            decode=None, prefill=None, sparse=None, split_at=split_at)
         if padded_rows:
             if self.shadowkv is None:
                 meta.decode = self._dense_decode(decode, padded_rows)
@@ -153,14 +190,24 @@ class StepMetadataBuilder:
             meta.prefill = self._prefill(prefill)
         return meta
 
-    def _tokens(self, decode, prefill, padded_rows) -> None:
+    @staticmethod
+    def _place(decode: list[DecodeRow], padded_rows: int,
+               placement: list[int] | None) -> list[DecodeRow | None]:
+        """The step's decode rows in row order, None where a row is padding."""
+        rows: list[DecodeRow | None] = [None] * padded_rows
+        for row, at in zip(decode, placement if placement is not None else range(len(decode))):
+            rows[at] = row
+        return rows
+
+    def _tokens(self, decode: list[DecodeRow | None], prefill, padded_rows) -> None:
         ids, pos = self.token_ids.host, self.positions.host
         pages, rows = self.kv_page.host, self.kv_row.host
         for i, row in enumerate(decode):
+            if row is None:  # padding: writes its K/V into the null page
+                ids[i], pos[i], pages[i], rows[i] = 0, 0, NULL_PAGE, 0
+                continue
             ids[i], pos[i] = row.token_id, row.position
             pages[i], rows[i] = row.kv.tokens.slot(row.position)
-        pad = slice(len(decode), padded_rows)
-        ids[pad], pos[pad], pages[pad], rows[pad] = 0, 0, NULL_PAGE, 0
         at = padded_rows
         for row in prefill:
             n = len(row.token_ids)
@@ -169,19 +216,25 @@ class StepMetadataBuilder:
             pages[at:at + n], rows[at:at + n] = row.kv.tokens.slots(row.start, n)
             at += n
 
-    def _dense_decode(self, decode: list[DecodeRow], padded_rows: int) -> PagedRequests:
-        lists = [row.kv.tokens.pages.array[:row.position // self.block_size + 1] for row in decode]
-        lists += [np.array([NULL_PAGE], dtype=np.int32)] * (padded_rows - len(decode))
-        last = np.array([row.position % self.block_size + 1 for row in decode]
-                        + [1] * (padded_rows - len(decode)), dtype=np.int32)
+    def _dense_decode(self, decode: list[DecodeRow | None], padded_rows: int) -> PagedRequests:
+        null = np.array([NULL_PAGE], dtype=np.int32)
+        lists = [null if row is None else
+                 row.kv.tokens.pages.array[:row.position // self.block_size + 1]
+                 for row in decode]
+        last = np.array([1 if row is None else row.position % self.block_size + 1
+                         for row in decode], dtype=np.int32)
         return self._requests(self.decode_indices, lists, last, self.block_size, per_head=False)
 
-    def _head_decode(self, decode: list[DecodeRow], padded_rows: int) -> PagedRequests:
+    def _head_decode(self, decode: list[DecodeRow | None], padded_rows: int) -> PagedRequests:
         """One request per (row, KV head) over head blocks of chunk_size rows."""
         c, heads = self.chunk, self.heads
         head_offsets = np.arange(heads) * self.heads_per_page
         lists, last = [], []
         for row in decode:
+            if row is None:
+                lists.extend(self.null_blocks[:, None])  # one block per head
+                last.extend([1] * heads)
+                continue
             end = row.position + 1  # the new token is written before attention
             shadow = row.kv.shadow
             start = shadow.tail_start if shadow is not None else 0
@@ -194,9 +247,6 @@ class StepMetadataBuilder:
             per_head = head_offsets[:, None] + blocks[None, :]
             lists.extend(per_head)
             last.extend([end - starts[-1]] * heads)
-        for _ in range(padded_rows - len(decode)):
-            lists.extend(self.null_blocks[:, None])  # one block per head
-        last.extend([1] * heads * (padded_rows - len(decode)))
         return self._requests(self.decode_indices, lists, np.array(last, dtype=np.int32), c,
                               per_head=True)
 
@@ -224,13 +274,19 @@ class StepMetadataBuilder:
         return PagedRequests(indptr, staged.upload(nnz), staged.host[:nnz], last, page_size,
                              per_head)
 
-    def _sparse_tables(self, decode: list[DecodeRow], padded_rows: int, dummy_slot: int,
+    def _sparse_tables(self, decode: list[DecodeRow | None], padded_rows: int, dummy_slot: int,
                        chunk_bucket) -> SparseTables:
         slots, n_chunks = self.slots.host, self.n_chunks.host
         u_page, u_row, row_offset = self.u_page.host, self.u_row.host, self.row_offset.host
         tables = {name: staged.host for name, staged in self.tables.items()}
         longest = 0
         for i, row in enumerate(decode):
+            if row is None:  # padding: the dummy batch slot, selecting nothing
+                slots[i], n_chunks[i], u_page[i], u_row[i], row_offset[i] = (
+                    dummy_slot, 0, NULL_PAGE, 0, 0)
+                for table in tables.values():
+                    table[i] = NULL_PAGE
+                continue
             shadow: ShadowKV | None = row.kv.shadow
             slots[i] = row.kv.slot
             if shadow is None:
@@ -245,11 +301,6 @@ class StepMetadataBuilder:
                                 ("exact", shadow.exact_pages), ("values", shadow.value_pages),
                                 ("lm", shadow.lm_pages)):
                 tables[name][i, :len(pages)] = pages.array
-        pad = slice(len(decode), padded_rows)
-        slots[pad], n_chunks[pad], u_page[pad], u_row[pad], row_offset[pad] = (
-            dummy_slot, 0, NULL_PAGE, 0, 0)
-        for table in tables.values():
-            table[pad] = NULL_PAGE
         up = {name: staged.upload(padded_rows) for name, staged in self.tables.items()}
         width = chunk_bucket(longest) if chunk_bucket else max(longest, 1)
         return SparseTables(

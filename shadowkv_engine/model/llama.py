@@ -10,6 +10,7 @@ from one GEMM (`qkv_proj`), gate and up from one (`gate_up_proj`), RoPE rotates 
 kernels, the norms are `F.rms_norm`. Module names otherwise mirror Hugging Face's, and
 `checkpoint_tensors` maps the checkpoint's separate q/k/v and gate/up weights onto the fused ones.
 """
+import contextlib
 from typing import Protocol
 
 import torch
@@ -118,12 +119,32 @@ class LlamaForCausalLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
                 attention: StepAttention) -> torch.Tensor:
         """Returns the final hidden states [T, hidden] (normed); logits via `compute_logits`."""
-        x = self.model.embed_tokens(input_ids)
-        cos, sin = self.rotary.cos_sin(positions, x.dtype)
-        sin = signed_sin(sin)
+        return self.forward_interleaved([(input_ids, positions, attention)], [None])[0]
+
+    @torch.inference_mode()
+    def forward_interleaved(self, batches: list[tuple[torch.Tensor, torch.Tensor, StepAttention]],
+                            streams: list[torch.cuda.Stream | None],
+                            logits: bool = False) -> list[torch.Tensor]:
+        """`forward` of several micro-batches (input_ids, positions, attention), layer by layer
+        in turn, each on its stream (None: the current one); with `logits`, their logits. The
+        streams overlap one batch's waits with the other's work (engine/two_batch.py); the caller
+        orders them around it."""
+        states = []
+        for (input_ids, positions, _), stream in zip(batches, streams):
+            with _on_stream(stream):
+                x = self.model.embed_tokens(input_ids)
+                cos, sin = self.rotary.cos_sin(positions, x.dtype)
+                states.append([x, cos, signed_sin(sin)])
         for layer in self.model.layers:
-            x = layer(x, cos, sin, attention)
-        return self.model.norm(x)
+            for state, (_, _, attention), stream in zip(states, batches, streams):
+                with _on_stream(stream):
+                    state[0] = layer(state[0], state[1], state[2], attention)
+        hidden = []
+        for state, stream in zip(states, streams):
+            with _on_stream(stream):
+                x = self.model.norm(state[0])
+                hidden.append(self.compute_logits(x) if logits else x)
+        return hidden
 
     @torch.inference_mode()
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -143,3 +164,7 @@ class LlamaForCausalLM(nn.Module):
             for part, piece in zip(FUSED_PARTS[leaf], param.split(sizes, dim=0)):
                 targets[f"{parent}.{part}.{kind}"] = piece
         return targets
+
+
+def _on_stream(stream: torch.cuda.Stream | None):
+    return torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()

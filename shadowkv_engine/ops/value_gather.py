@@ -15,16 +15,18 @@ from .paged import PagedTables
 def gather_values(store: torch.Tensor, kv: torch.Tensor, tables: PagedTables, fetch: torch.Tensor,
                   layer: int, chunk_size: int, device_store: torch.Tensor | None = None,
                   host_chunks: torch.Tensor | None = None,
-                  slots: torch.Tensor | None = None) -> None:
+                  slots: torch.Tensor | None = None, max_blocks: int = 0) -> None:
     """store: [Ph, L, H, bs, D] host tier (pinned on CUDA); device_store: [Pd, L, H, bs, D] or
     None, page Ph + i is its page i; kv: [Pg, L, 2, H, bs, D] GPU pages; fetch: int32 [B, H, K]
     chunk id per slot or -1. Writes kv[..., 1, ...] rows row_offset + slot*C + i with the values
     of tokens chunk*C + i. host_chunks: int64 counters, slots: int64 [B] (each row's counter):
-    host_chunks[slots[b]] += chunks of row b whose first token lies in the host tier."""
+    host_chunks[slots[b]] += chunks of row b whose first token lies in the host tier.
+    max_blocks > 0 caps the CUDA kernel's grid, leaving SMs to kernels that run beside it (the
+    twin ignores it)."""
     if use_cuda_op(kv, fetch) and host_tier_readable(store):
         torch.ops.shadowkv.gather_values(store, kv, tables.store_pages, tables.slot_pages,
                                          tables.row_offset, fetch, layer, chunk_size,
-                                         device_store, host_chunks, slots)
+                                         device_store, host_chunks, slots, max_blocks)
         return
     gather_values_torch(store, kv, tables, fetch, layer, chunk_size, device_store, host_chunks,
                         slots)

@@ -76,14 +76,39 @@ def test_async_scheduling_equals_waiting_every_step(checkpoint, attention):
 
 
 @pytest.mark.parametrize("attention", ["dense", "shadowkv"])
-def test_steady_decode_steps_never_make_the_host_wait(checkpoint, attention):
+def test_two_batch_overlap_equals_one_batch(checkpoint, attention):
+    """Decode steps as two micro-batches on two streams (captured, and eager) give the tokens
+    of one batch. ShadowKV with every value in host memory splits by default ("auto")."""
+    arrivals = dict(zip(requests(), ARRIVAL_STEPS))
+    mode = "auto" if attention == "shadowkv" else "on"
+    whole = gpu_engine(checkpoint, attention, two_batch_overlap="off", gpu_value_store_gb=0)
+    want = run(whole, requests(), arrivals)
+    for eager in (False, True):
+        split = gpu_engine(checkpoint, attention, two_batch_overlap=mode, gpu_value_store_gb=0,
+                           enforce_eager=eager)
+        calls, forward_two = [], split.runner._forward_two
+        split.runner._forward_two = lambda meta: calls.append(meta) or forward_two(meta)
+        got = run(split, requests(), arrivals)
+        assert calls, "no step was split"
+        if not eager:
+            assert any(key[2] is not None for key in split.runner.graphs.graphs)
+        for rid in want:
+            assert got[rid].outputs[0].token_ids == want[rid].outputs[0].token_ids, (rid, eager)
+        if attention == "shadowkv":
+            assert split.stats().shadowkv_hit_rate == whole.stats().shadowkv_hit_rate
+
+
+@pytest.mark.parametrize("attention, options", [
+    ("dense", {}), ("shadowkv", {}), ("shadowkv", {"gpu_value_store_gb": 0})],
+    ids=["dense", "shadowkv", "shadowkv-two-batches"])
+def test_steady_decode_steps_never_make_the_host_wait(checkpoint, attention, options):
     """With async scheduling a decode step's host work (schedule, metadata, attention plan, graph
     launch, sampling launch, the previous step's outputs, ShadowKV folds, a request finishing)
     runs while the GPU computes the step before: no operation in it may synchronise with the
     device. (Waiting for the previous step's tokens is a CUDA event, the point, not flagged.)"""
     import torch
 
-    eng = gpu_engine(checkpoint, attention)
+    eng = gpu_engine(checkpoint, attention, **options)
     for i, (n, new) in enumerate([(300, 60), (700, 60), (150, 60), (200, 20)]):
         eng.add_request(f"r{i}", prompt(n, i), greedy(new))
     for _ in range(12):  # prefills, compression, the graph captures
@@ -95,3 +120,5 @@ def test_steady_decode_steps_never_make_the_host_wait(checkpoint, attention):
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert finished == ["r3"]  # folds happened too: one a sequence every chunk_size tokens
+    if options:  # values in host memory: the steps ran as two micro-batches
+        assert any(key[2] is not None for key in eng.runner.graphs.graphs)
