@@ -150,6 +150,8 @@ def summary(meta, rows, largest, peers, projections, args) -> str:
             if not cell or (sparse_mode not in cell and sparse_mode != "shadowkv"):
                 continue
             dense, skv = cell.get("dense"), cell.get(sparse_mode)
+            if dense is None and skv is None:  # e.g. a run of shadowkv-host alone
+                continue
             name = label if label != "max" else "max " + "|".join(
                 str(cell[m]["batch"]) if m in cell else "-" for m in ("dense", sparse_mode))
             name += SPARSE_MODES[sparse_mode]

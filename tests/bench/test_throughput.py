@@ -74,3 +74,17 @@ def test_max_batch_follows_the_pinned_pool_cap(tmp_path):
     small, row = largest("0.004")  # a few sequences' values of 1100 tokens at most
     assert 1 <= small < 4 and row["batch"] == small
     assert largest("1")[0] == 4  # the engine's cap, max_num_seqs
+
+
+def test_host_values_mode_alone_with_two_batch_overlap(tmp_path, capsys):
+    """A run of the shadowkv-host mode alone (no dense row to pair it with) prints its summary;
+    the engine option it ran with is in the JSON."""
+    out = tmp_path / "results.json"
+    assert main(["bench", "throughput", "--shape", "tiny", "--device", "cpu", "--context", "1100",
+                 "--batches", "2", "--new-tokens", "2", "--warmup", "1", "--budget", "64",
+                 "--attention", "shadowkv-host", "--two-batch-overlap", "on",
+                 "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert [r["mode"] for r in results["rows"]] == ["shadowkv-host"]
+    assert results["meta"]["two_batch_overlap"] == "on"
+    assert "2 host" in capsys.readouterr().out
