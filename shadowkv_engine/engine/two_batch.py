@@ -14,9 +14,10 @@ import torch
 
 from ..kv.step_metadata import DecodeRow
 
-# Blocks of the value gather while it runs beside the other half's kernels: 64 blocks of 8 warps
-# keep ~1 MiB of PCIe reads in flight, more than the link's bandwidth-latency product, on half of
-# an H100's SMs at one block each (benchmarks/bench_kernels.py gather sweep).
+# Blocks of the value gather while it runs beside the other half's kernels. On an H200 (the
+# sweep of `benchmarks/bench_kernels.py --gather-sweep`, docs/benchmarks.md) 16 blocks already
+# read at PCIe's 50 GB/s, and 64 ran entirely beside an HBM copy; 128 overlapped it only 36%, a
+# grid on every SM 1% (its looping warps hold the SMs until the fetch ends).
 FETCH_BLOCKS = 64
 
 

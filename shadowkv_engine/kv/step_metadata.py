@@ -174,7 +174,7 @@ class StepMetadataBuilder:
         split_at: passed on to the metadata (two-batch overlap)."""
         num_tokens = padded_rows + sum(len(r.token_ids) for r in prefill)
         decode = self._place(decode, padded_rows, placement)
-        self._tokens(decode, prefill, padded_rows)
+        self._tokens(decode, prefill)
         meta = StepMetadata(
             num_decode=padded_rows, num_tokens=num_tokens,
             input_ids=self.token_ids.upload(num_tokens), positions=self.positions.upload(num_tokens),
@@ -182,10 +182,10 @@ class StepMetadataBuilder:
             decode=None, prefill=None, sparse=None, split_at=split_at)
         if padded_rows:
             if self.shadowkv is None:
-                meta.decode = self._dense_decode(decode, padded_rows)
+                meta.decode = self._dense_decode(decode)
             else:
-                meta.decode = self._head_decode(decode, padded_rows)
-                meta.sparse = self._sparse_tables(decode, padded_rows, dummy_slot, chunk_bucket)
+                meta.decode = self._head_decode(decode)
+                meta.sparse = self._sparse_tables(decode, dummy_slot, chunk_bucket)
         if prefill:
             meta.prefill = self._prefill(prefill)
         return meta
@@ -199,7 +199,7 @@ class StepMetadataBuilder:
             rows[at] = row
         return rows
 
-    def _tokens(self, decode: list[DecodeRow | None], prefill, padded_rows) -> None:
+    def _tokens(self, decode: list[DecodeRow | None], prefill) -> None:
         ids, pos = self.token_ids.host, self.positions.host
         pages, rows = self.kv_page.host, self.kv_row.host
         for i, row in enumerate(decode):
@@ -208,7 +208,7 @@ class StepMetadataBuilder:
                 continue
             ids[i], pos[i] = row.token_id, row.position
             pages[i], rows[i] = row.kv.tokens.slot(row.position)
-        at = padded_rows
+        at = len(decode)
         for row in prefill:
             n = len(row.token_ids)
             ids[at:at + n] = row.token_ids
@@ -216,7 +216,7 @@ class StepMetadataBuilder:
             pages[at:at + n], rows[at:at + n] = row.kv.tokens.slots(row.start, n)
             at += n
 
-    def _dense_decode(self, decode: list[DecodeRow | None], padded_rows: int) -> PagedRequests:
+    def _dense_decode(self, decode: list[DecodeRow | None]) -> PagedRequests:
         null = np.array([NULL_PAGE], dtype=np.int32)
         lists = [null if row is None else
                  row.kv.tokens.pages.array[:row.position // self.block_size + 1]
@@ -225,7 +225,7 @@ class StepMetadataBuilder:
                          for row in decode], dtype=np.int32)
         return self._requests(self.decode_indices, lists, last, self.block_size, per_head=False)
 
-    def _head_decode(self, decode: list[DecodeRow | None], padded_rows: int) -> PagedRequests:
+    def _head_decode(self, decode: list[DecodeRow | None]) -> PagedRequests:
         """One request per (row, KV head) over head blocks of chunk_size rows."""
         c, heads = self.chunk, self.heads
         head_offsets = np.arange(heads) * self.heads_per_page
@@ -274,7 +274,7 @@ class StepMetadataBuilder:
         return PagedRequests(indptr, staged.upload(nnz), staged.host[:nnz], last, page_size,
                              per_head)
 
-    def _sparse_tables(self, decode: list[DecodeRow | None], padded_rows: int, dummy_slot: int,
+    def _sparse_tables(self, decode: list[DecodeRow | None], dummy_slot: int,
                        chunk_bucket) -> SparseTables:
         slots, n_chunks = self.slots.host, self.n_chunks.host
         u_page, u_row, row_offset = self.u_page.host, self.u_row.host, self.row_offset.host
@@ -301,6 +301,7 @@ class StepMetadataBuilder:
                                 ("exact", shadow.exact_pages), ("values", shadow.value_pages),
                                 ("lm", shadow.lm_pages)):
                 tables[name][i, :len(pages)] = pages.array
+        padded_rows = len(decode)
         up = {name: staged.upload(padded_rows) for name, staged in self.tables.items()}
         width = chunk_bucket(longest) if chunk_bucket else max(longest, 1)
         return SparseTables(
