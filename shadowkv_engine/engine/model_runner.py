@@ -153,7 +153,7 @@ class ModelRunner:
         of all its rows."""
         turns = self.overlap.fetch_turns()
         batches = []
-        for half, backend in zip(_halves(meta), self.backends):
+        for half, backend in zip(meta.micro_batches, self.backends):
             attention = StepAttention(half, self.storage, backend, self.blocks.sparse_state,
                                       self.shadowkv, self.model.rotary.inv_freq, turns,
                                       self.overlap.fetch_blocks)
@@ -276,7 +276,7 @@ class ModelRunner:
         if meta.split_at is None:
             self.backend.begin_step(meta, graph_batch=graph_batch)
             return
-        for half, backend in zip(_halves(meta), self.backends):
+        for half, backend in zip(meta.micro_batches, self.backends):
             backend.begin_step(half, graph_batch=None if graph_batch is None else half.num_decode)
 
     def _end_step(self, batch: ScheduledBatch, decode: list[DecodeRow]) -> None:
@@ -297,8 +297,3 @@ class ModelRunner:
                 to_fold.append(kv)
         compression.compress(to_compress, self.model.rotary, self.blocks.sparse_state)
         compression.fold(to_fold)
-
-
-def _halves(meta: StepMetadata) -> list[StepMetadata]:
-    """The two micro-batches of a split decode step."""
-    return [meta.decode_rows(0, meta.split_at), meta.decode_rows(meta.split_at, meta.num_decode)]

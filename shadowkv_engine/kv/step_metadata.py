@@ -13,6 +13,7 @@ Decode attention is addressed in one of two ways:
     prefix, see `shadowkv.selected_chunks`) and the exact tail, or, for a sequence still dense,
     all its tokens. Padded rows attend to one row of the null page.
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +88,13 @@ class StepMetadata:
     # micro-batches (engine/two_batch.py); None: one batch.
     split_at: int | None = None
 
+    @functools.cached_property
+    def micro_batches(self) -> list["StepMetadata"]:
+        """The two micro-batches of a split step (built once: the plan and the forward read
+        them)."""
+        return [self.decode_rows(0, self.split_at), self.decode_rows(self.split_at,
+                                                                      self.num_decode)]
+
     def decode_rows(self, start: int, stop: int) -> "StepMetadata":
         """The metadata of decode rows start..stop-1 alone, as views of this step's buffers (a
         decode-only step)."""
@@ -133,14 +141,17 @@ class StepMetadataBuilder:
         self.kv_page = Staged((max_tokens,), torch.long, device)
         self.kv_row = Staged((max_tokens,), torch.long, device)
         self.prefill_indices = Staged((config.max_num_seqs * max_pages,), torch.int32, device)
+        # Decode page lists: at most max_num_seqs real rows with pages; the padding rows of a
+        # captured step (up to max_decode_rows in all) read one null page (block per head) each.
+        real, padding = config.max_num_seqs, max_decode_rows
         cfg = self.shadowkv
         if cfg is None:
-            self.decode_indices = Staged((max_decode_rows * max_pages,), torch.int32, device)
+            self.decode_indices = Staged((real * max_pages + padding,), torch.int32, device)
             return
         self.chunk = cfg.chunk_size
         self.heads_per_page = self.block_size // self.chunk  # head blocks per head and page
         max_blocks = ceil_div(max_model_len, self.chunk) + 1
-        self.decode_indices = Staged((max_decode_rows * self.heads * max_blocks,), torch.int32,
+        self.decode_indices = Staged((self.heads * (real * max_blocks + padding),), torch.int32,
                                      device)
         self.null_blocks = (head_block_ids(np.array([NULL_PAGE]), 0, layout, self.chunk)
                             + np.arange(self.heads) * self.heads_per_page)
