@@ -6,9 +6,12 @@ attention is batched over them. Attention is delegated to a `StepAttention` obje
 
 A decode step is a few thousand small kernels, and on the GPU each costs a few microseconds of
 launch gap even inside a CUDA graph, so the layer is written for few kernels: q, k and v come
-from one GEMM (`qkv_proj`), gate and up from one (`gate_up_proj`), RoPE rotates q and k in three
-kernels, the norms are `F.rms_norm`. Module names otherwise mirror Hugging Face's, and
-`checkpoint_tensors` maps the checkpoint's separate q/k/v and gate/up weights onto the fused ones.
+from one GEMM (`qkv_proj`), gate and up from one (`gate_up_proj`), and the elementwise work is
+fused (ops/model_fusions.py): RoPE of q and k in one kernel, SiLU-and-multiply in one, and each
+residual add inside the norm after it. For that the layers pass (hidden, residual) along, as
+vLLM does: a layer's output is its MLP's, and the next norm adds it to the residual stream.
+Module names otherwise mirror Hugging Face's, and `checkpoint_tensors` maps the checkpoint's
+separate q/k/v and gate/up weights onto the fused ones.
 """
 import contextlib
 from typing import Protocol
@@ -16,8 +19,9 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from ..ops.model_fusions import fused_add_rms_norm, rms_norm, rope_qk, silu_and_mul
 from .config import ModelConfig
-from .rope import RotaryEmbedding, apply_rope, inverse_frequencies, signed_sin
+from .rope import RotaryEmbedding, inverse_frequencies, signed_sin
 
 # Fused projections and the checkpoint weights stacked in them, in order along the output dim.
 FUSED_PARTS = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
@@ -36,8 +40,12 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.rms_norm(x, self.weight.shape, self.weight, self.eps)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None):
+        """Without a residual: the norm of x. With one: residual += x, then x = the norm of that
+        sum, both in place; returns (x, residual)."""
+        if residual is None:
+            return rms_norm(x, self.weight, self.eps)
+        return fused_add_rms_norm(x, residual, self.weight, self.eps)
 
 
 class Attention(nn.Module):
@@ -58,8 +66,7 @@ class Attention(nn.Module):
         t, hq, hk = x.shape[0], self.num_heads, self.num_kv_heads
         qkv = self.qkv_proj(x).view(t, hq + 2 * hk, self.head_dim)
         k_pre, v = qkv[:, hq:hq + hk], qkv[:, hq + hk:]
-        qk = apply_rope(qkv[:, :hq + hk], cos, sin)  # q and k rotated together
-        q, k = qk[:, :hq].contiguous(), qk[:, hq:]  # the attention kernels take q as [T, H, D]
+        q, k = rope_qk(qkv[:, :hq + hk], cos, sin, hq)  # q contiguous, as attention takes it
         out = attention.attend(self.layer, q, k_pre, k, v)
         return self.o_proj(out.reshape(t, hq * self.head_dim))
 
@@ -73,8 +80,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(i, h, bias=bias)
 
     def forward(self, x):
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(nn.functional.silu(gate) * up)
+        return self.down_proj(silu_and_mul(self.gate_up_proj(x)))
 
 
 class DecoderLayer(nn.Module):
@@ -85,9 +91,17 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, x, cos, sin, attention):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, attention)
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, hidden, residual, cos, sin, attention):
+        """hidden: the previous layer's MLP output, or the embeddings with residual None (the
+        first layer). Returns (this layer's MLP output, the residual stream before it): the
+        residual stream after the layer is their sum, which the next norm forms."""
+        if residual is None:
+            hidden, residual = self.input_layernorm(hidden), hidden
+        else:
+            hidden, residual = self.input_layernorm(hidden, residual)
+        hidden = self.self_attn(hidden, cos, sin, attention)
+        hidden, residual = self.post_attention_layernorm(hidden, residual)
+        return self.mlp(hidden), residual
 
 
 class DecoderModel(nn.Module):
@@ -129,20 +143,21 @@ class LlamaForCausalLM(nn.Module):
         in turn, each on its stream (None: the current one); with `logits`, their logits. The
         streams overlap one batch's waits with the other's work (engine/two_batch.py); the caller
         orders them around it."""
-        states = []
+        states = []  # per micro-batch: [hidden, residual, cos, sin]
         for (input_ids, positions, _), stream in zip(batches, streams):
             with _on_stream(stream):
                 x = self.model.embed_tokens(input_ids)
                 cos, sin = self.rotary.cos_sin(positions, x.dtype)
-                states.append([x, cos, signed_sin(sin)])
+                states.append([x, None, cos, signed_sin(sin)])
         for layer in self.model.layers:
             for state, (_, _, attention), stream in zip(states, batches, streams):
                 with _on_stream(stream):
-                    state[0] = layer(state[0], state[1], state[2], attention)
+                    state[0], state[1] = layer(*state, attention)
         hidden = []
         for state, stream in zip(states, streams):
             with _on_stream(stream):
-                x = self.model.norm(state[0])
+                x, residual = state[0], state[1]  # residual None: a model of no layers
+                x = self.model.norm(x) if residual is None else self.model.norm(x, residual)[0]
                 hidden.append(self.compute_logits(x) if logits else x)
         return hidden
 
