@@ -25,6 +25,40 @@ struct PlanArgs {
 size_t plan_smem_bytes(int k);
 cudaError_t launch_plan_chunk_reuse(const PlanArgs& args, cudaStream_t stream);
 
+// Top-k chunk selection and the hit/miss plan of one layer, one row per (sequence, KV head),
+// updating the decode state in place: see shadowkv_engine/ops/chunk_selection.py.
+struct SelectArgs {
+  const float* scores;          // [batch, heads, num_chunks], -inf: not selectable
+  int32_t* resident;            // resident[0, layer]: [slots, ..., heads, k] with slot stride
+  int64_t resident_slot_stride;  // elements between two batch slots' rows of one layer
+  const int64_t* slots;         // [batch] batch slot of each sequence
+  int32_t* fetch;               // [batch, heads, k] out: the chunk each slot loads, or -1
+  unsigned long long* hits;     // [slots] counters: += the row's hits
+  int batch, heads, num_chunks, k;
+};
+// Dynamic shared memory the selection needs; the caller checks it against the device limit.
+size_t select_smem_bytes(int num_chunks, int k);
+cudaError_t launch_select_chunks(const SelectArgs& args, cudaStream_t stream);
+
+// Coefficient rows of new tokens: u[u_page[b], u_row[b], r] = sum_{h,d} k_pre[b, h, d] *
+// basis_b[h, r, d], the basis read in place from its pages. See
+// shadowkv_engine/ops/coefficients.py.
+struct ProjectArgs {
+  const void* k_pre;  // [batch, heads, head_dim], rows 16-byte aligned
+  int64_t k_batch_stride, k_head_stride;
+  const void* basis;  // head_rows[0, layer], rows 16-byte aligned
+  const int32_t* basis_pages;  // [batch, basis_cols]
+  int basis_cols, basis_rows_per_page;
+  int64_t basis_page_stride, basis_head_stride, basis_row_stride;
+  void* u;  // u_rows[0, layer]
+  int64_t u_page_stride, u_row_stride;
+  const int64_t* u_page;  // [batch]
+  const int64_t* u_row;   // [batch]
+  int batch, heads, head_dim, rank;
+};
+size_t project_smem_bytes(int heads, int head_dim);
+cudaError_t launch_project_coefficients(const ProjectArgs& args, DType dtype, cudaStream_t stream);
+
 // Page tables shared by the value gather and the key rebuild (see ops/paged.py).
 struct SlotTables {
   const int32_t* slot_pages;  // [batch, slot_cols] GPU pages of the exact rows

@@ -451,15 +451,19 @@ template <typename T, int D>
 cudaError_t launch(const RebuildArgs& a, const DeviceLimits& device, cudaStream_t stream) {
   // Two blocks a SM where both fit with two stages each, so that one block's prologue (page-table
   // lookups, basis copy, first loads: a few microseconds of latency) overlaps the other's
-  // product; one block with more shared memory otherwise. Rows per block: enough blocks to fill
-  // every slot, at most kMaxBlockRows so the row tables fit.
-  const int64_t rows = int64_t(a.t.batch) * a.t.heads * a.t.slots * a.t.chunk_size;
+  // product; one block with more shared memory otherwise. Rows per block: the fewest that keep
+  // the grid within one wave of blocks where it can be (a second, partial wave costs as long as
+  // a full one: at batch 8 the old rounding down gave 320 blocks for 264 places), at most
+  // kMaxBlockRows so the row tables fit.
+  const int64_t sequences_heads = int64_t(a.t.batch) * a.t.heads;
   const int tile = Geometry<D>::kTileRows;
   SmemPlan p{};
   for (int blocks_per_sm = 2; blocks_per_sm >= 1 && p.stages < 2; --blocks_per_sm) {
-    int64_t block_rows = rows / (int64_t(device.num_sms) * blocks_per_sm) / tile * tile;
-    block_rows = block_rows < tile ? tile
-                                   : (block_rows > kMaxBlockRows ? kMaxBlockRows : block_rows);
+    const int64_t places = int64_t(device.num_sms) * blocks_per_sm;
+    const int64_t columns = places > sequences_heads ? places / sequences_heads : 1;
+    const int64_t block_slots = (a.t.slots + columns - 1) / columns;
+    int64_t block_rows = (block_slots * a.t.chunk_size + tile - 1) / tile * tile;
+    block_rows = block_rows > kMaxBlockRows ? kMaxBlockRows : block_rows;
     p = plan_smem<D>(a.rank, int(block_rows), a.t.chunk_size,
                      blocks_per_sm == 2 ? device.paired_smem : device.block_smem);
   }

@@ -6,8 +6,9 @@
 // Two launches, because a softmax needs the whole row's max and sum before any output:
 //  1. segments: block = one (sequence, KV head) and a segment of 1-8 tiles of chunks (fewer
 //     when one sequence alone must fill the GPU). A tile is 32 KiB of 16-byte landmark loads
-//     (16 KiB with 8 query heads per KV head), all issued before the first is used, and the
-//     next tile's loads are in flight while this one is scored. Each landmark row is read once
+//     (16 KiB with 8 query heads per KV head), copied with cp.async into a ring of 3 tiles in
+//     shared memory (2 where two blocks of 3 do not fit on a SM), so that the next tiles' loads
+//     are in flight while one is scored. Each landmark row is read once
 //     and dotted with all G query heads of its group. The block writes the float logits and
 //     its segment's (max, sum of exp) per query head to the workspace.
 //  2. normalize: block = one (sequence, KV head) and a tile of chunks. It folds the segments'
@@ -22,6 +23,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "cp_async.cuh"
 #include "launchers.h"
 
 namespace shadowkv {
@@ -141,11 +143,19 @@ __device__ __forceinline__ int chunk_count(const ScoreArgs& a, int b) {
   return min(a.n_chunks[b], a.max_chunks);
 }
 
+// Bytes of one tile's landmarks in shared memory (one stage of the load ring).
 template <typename T, int D, int GM>
+constexpr int stage_bytes() { return kThreads * RowMap<T, D, GM>::kLoads * 16; }
+
+template <typename T, int D, int GM, int kStages>
 __global__ void __launch_bounds__(kThreads, 2)
     score_segments_kernel(ScoreArgs a, int tiles_per_block) {
   using M = RowMap<T, D, GM>;
-  using Buffer = uint4[M::kPasses][M::kVecs];
+  // The landmark loads go through a ring of kStages tiles in shared memory (cp.async), so that
+  // kStages - 1 tiles are in flight while one is scored: with one tile ahead in registers, as
+  // before, the kernel waited on memory latency at half the HBM rate. Each thread reads back only
+  // the 16-byte vectors it copied itself, so its own cp.async wait is all the ordering needed.
+  extern __shared__ uint4 ring[];  // [kStages][kLoads][kThreads]
   __shared__ __align__(16) float s_q[GM * D];
   __shared__ float s_logits[2][GM][M::kTileRows];  // two, so one barrier per tile is saved
 
@@ -165,7 +175,10 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int32_t* pages = a.pages + int64_t(b) * a.page_cols;
   int next = seg0 + row_in_pass;
   int col = next / a.rows_per_page, row = next - col * a.rows_per_page;
-  auto load_tile = [&](Buffer& buf) {
+  auto slot = [&](int stage, int p, int v) -> uint4& {
+    return ring[(stage * M::kLoads + p * M::kVecs + v) * kThreads + threadIdx.x];
+  };
+  auto load_tile = [&](int stage) {
     int page[M::kPasses], page_row[M::kPasses];
 #pragma unroll
     for (int p = 0; p < M::kPasses; ++p) {
@@ -179,16 +192,19 @@ __global__ void __launch_bounds__(kThreads, 2)
         const uint4* src = reinterpret_cast<const uint4*>(
             head + (page[p] * a.page_stride + page_row[p] * a.row_stride) * sizeof(T));
 #pragma unroll
-        for (int v = 0; v < M::kVecs; ++v) buf[p][v] = __ldcs(src + sub + 32 * v);
+        for (int v = 0; v < M::kVecs; ++v) cp_async16(&slot(stage, p, v), src + sub + 32 * v, 16);
       } else {
 #pragma unroll
-        for (int v = 0; v < M::kVecs; ++v) buf[p][v] = make_uint4(0, 0, 0, 0);
+        for (int v = 0; v < M::kVecs; ++v) slot(stage, p, v) = make_uint4(0, 0, 0, 0);
       }
     }
     next += M::kPasses * M::kRowsPerPass;
   };
-  Buffer buf_a, buf_b;
-  load_tile(buf_a);
+#pragma unroll
+  for (int t = 0; t < kStages - 1; ++t) {  // one commit group per tile, empty past the last
+    if (t < tiles) load_tile(t);
+    cp_async_commit();
+  }
 
   // Excluded ids: the first kThreads stay in registers (one each) for all tiles.
   const char* ex = static_cast<const char*>(a.excluded) +
@@ -226,7 +242,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int64_t out_row = (int64_t(b) * a.heads + h) * a.group + warp;  // warp g takes head g
   float run_max = kNegInf, run_sum = 0.f;
 
-  auto score_tile = [&](const Buffer& buf, int t) {
+  auto score_tile = [&](int stage, int t) {
     float(*logits)[M::kTileRows] = s_logits[t & 1];
     const int tile0 = seg0 + t * M::kTileRows;
 #pragma unroll
@@ -237,7 +253,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int v = 0; v < M::kVecs; ++v) {
         float x[M::kElems];
-        unpack<T>(buf[p][v], x);
+        unpack<T>(slot(stage, p, v), x);
 #pragma unroll
         for (int g = 0; g < GM; ++g)
 #pragma unroll
@@ -279,13 +295,12 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
   };
 
-  // Two register buffers: the next tile's loads are in flight while this one is scored.
-  for (int t = 0; t < tiles; t += 2) {
-    if (t + 1 < tiles) load_tile(buf_b);
-    score_tile(buf_a, t);
-    if (t + 1 >= tiles) break;
-    if (t + 2 < tiles) load_tile(buf_a);
-    score_tile(buf_b, t + 1);
+  for (int t = 0; t < tiles; ++t) {
+    // The stage of tile t - 1, which this thread has finished reading.
+    if (t + kStages - 1 < tiles) load_tile((t + kStages - 1) % kStages);
+    cp_async_commit();
+    cp_async_wait<kStages - 1>();  // tile t's group is complete
+    score_tile(t % kStages, t);
   }
   if (warp < a.group && lane == 0)
     w.partial[out_row * w.segments + blockIdx.x] = make_float2(run_max, run_sum);
@@ -375,14 +390,28 @@ struct TileRows {
   int run() { return RowMap<T, D, GM>::kTileRows; }
 };
 
+// Three stages where two blocks of them fit on a SM (H100/H200: 228 KiB), else two (A100).
 struct LaunchSegments {
   const ScoreArgs& a;
   dim3 grid;
   int tiles_per_block;
+  int smem_per_sm;
   cudaStream_t stream;
   template <typename T, int D, int GM>
   cudaError_t run() {
-    score_segments_kernel<T, D, GM><<<grid, kThreads, 0, stream>>>(a, tiles_per_block);
+    constexpr int kStatic = 16 * 1024;  // s_q, s_logits and the runtime's reserve, rounded up
+    if (2 * (3 * stage_bytes<T, D, GM>() + kStatic) <= smem_per_sm)
+      return launch<T, D, GM, 3>();
+    return launch<T, D, GM, 2>();
+  }
+  template <typename T, int D, int GM, int kStages>
+  cudaError_t launch() {
+    auto* kernel = score_segments_kernel<T, D, GM, kStages>;
+    const int smem = kStages * stage_bytes<T, D, GM>();
+    cudaError_t err =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (err != cudaSuccess) return err;
+    kernel<<<grid, kThreads, smem, stream>>>(a, tiles_per_block);
     return cudaGetLastError();
   }
 };
@@ -420,17 +449,19 @@ size_t score_chunks_workspace_floats(const ScoreArgs& a, DType dtype) {
 cudaError_t launch_score_chunks(const ScoreArgs& a, DType dtype, cudaStream_t stream) {
   if (a.batch == 0 || a.heads == 0 || a.max_chunks == 0) return cudaSuccess;
   if (!score_chunks_supports(a.head_dim, a.group)) return cudaErrorInvalidValue;
-  int device = 0, sms = 0;
+  int device = 0, sms = 0, smem_per_sm = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
   if (err != cudaSuccess) return err;
   const int rows = tile_rows(a, dtype);
   const int64_t tiles = (int64_t(a.max_chunks) + rows - 1) / rows * a.heads * a.batch;
   const int per_block = tiles_per_block(tiles, sms);
   const int segment = per_block * rows;
   LaunchSegments launch{a, dim3((a.max_chunks + segment - 1) / segment, a.heads, a.batch),
-                        per_block, stream};
+                        per_block, smem_per_sm, stream};
   err = dispatch(dtype, a.head_dim, a.group, launch);
   if (err != cudaSuccess) return err;
   const dim3 grid((a.max_chunks + kTile - 1) / kTile, a.heads, a.batch);

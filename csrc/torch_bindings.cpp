@@ -149,6 +149,107 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> plan_chunk_reuse(const at::Tensor
   return {new_resident, fetch, hits};
 }
 
+at::Tensor select_chunks(const at::Tensor& scores, at::Tensor resident, const at::Tensor& slots,
+                         int64_t layer, at::Tensor hits) {
+  TORCH_CHECK(scores.is_cuda() && scores.scalar_type() == at::kFloat && scores.dim() == 3 &&
+              scores.is_contiguous(),
+              "scores must be a contiguous float32 CUDA tensor [batch, heads, chunks], got ",
+              scores.scalar_type(), " ", scores.sizes());
+  const c10::cuda::CUDAGuard guard(scores.device());
+  const int64_t batch = scores.size(0), heads = scores.size(1), chunks = scores.size(2);
+  TORCH_CHECK(resident.is_cuda() && resident.scalar_type() == at::kInt && resident.dim() == 4 &&
+              resident.is_contiguous() && resident.size(2) == heads,
+              "resident must be a contiguous int32 CUDA tensor [slots, layers, ", heads,
+              ", k], got ", resident.scalar_type(), " ", resident.sizes());
+  TORCH_CHECK(layer >= 0 && layer < resident.size(1), "layer ", layer, " out of range");
+  TORCH_CHECK(slots.is_cuda() && slots.scalar_type() == at::kLong && slots.dim() == 1 &&
+              slots.size(0) == batch && slots.is_contiguous(),
+              "slots must be a contiguous int64 CUDA tensor [", batch, "], got ",
+              slots.scalar_type(), " ", slots.sizes());
+  TORCH_CHECK(hits.is_cuda() && hits.scalar_type() == at::kLong && hits.dim() == 1 &&
+              hits.size(0) == resident.size(0) && hits.is_contiguous(),
+              "hits must be a contiguous int64 CUDA tensor with one counter per slot (",
+              resident.size(0), "), got ", hits.sizes());
+  TORCH_CHECK(chunks < INT32_MAX, "too many chunks: ", chunks);
+  const int64_t k = resident.size(3);
+  const size_t smem = select_smem_bytes(static_cast<int>(chunks), static_cast<int>(k));
+  TORCH_CHECK(smem <= max_block_smem(), "shadowkv.select_chunks: ", chunks, " chunks and ", k,
+              " slots need ", smem, " bytes of shared memory, more than this device offers");
+  at::Tensor fetch = at::empty({batch, heads, k}, resident.options());
+  SelectArgs a;
+  a.scores = scores.data_ptr<float>();
+  a.resident = resident.data_ptr<int32_t>() + layer * resident.stride(1);
+  a.resident_slot_stride = resident.stride(0);
+  a.slots = slots.data_ptr<int64_t>();
+  a.fetch = fetch.data_ptr<int32_t>();
+  a.hits = reinterpret_cast<unsigned long long*>(hits.data_ptr<int64_t>());
+  a.batch = static_cast<int>(batch);
+  a.heads = static_cast<int>(heads);
+  a.num_chunks = static_cast<int>(chunks);
+  a.k = static_cast<int>(k);
+  check_launch(launch_select_chunks(a, c10::cuda::getCurrentCUDAStream()), "select_chunks");
+  return fetch;
+}
+
+void project_coefficients(const at::Tensor& k_pre, const at::Tensor& head_rows,
+                          const at::Tensor& basis_pages, int64_t layer, int64_t rank,
+                          at::Tensor u_rows, const at::Tensor& u_page, const at::Tensor& u_row) {
+  TORCH_CHECK(head_rows.is_cuda() && head_rows.dim() == 5,
+              "head_rows must be a CUDA tensor [pages, L, H, rows, D], got ", head_rows.sizes());
+  TORCH_CHECK(layer >= 0 && layer < head_rows.size(1), "layer ", layer, " out of range");
+  check_aligned(head_rows, "head_rows", {0, 1, 2, 3});
+  const c10::cuda::CUDAGuard guard(head_rows.device());
+  const int64_t heads = head_rows.size(2), head_dim = head_rows.size(4);
+  TORCH_CHECK(k_pre.is_cuda() && k_pre.dim() == 3 && k_pre.size(1) == heads &&
+              k_pre.size(2) == head_dim && k_pre.scalar_type() == head_rows.scalar_type(),
+              "k_pre must be [batch, ", heads, ", ", head_dim, "] of head_rows' dtype, got ",
+              k_pre.scalar_type(), " ", k_pre.sizes());
+  TORCH_CHECK(k_pre.stride(2) == 1, "k_pre must have a contiguous last dim");
+  const int64_t batch = k_pre.size(0), item = head_rows.element_size();
+  TORCH_CHECK(head_dim * item % 16 == 0, "head_dim * itemsize must be a multiple of 16 bytes");
+  check_int_table(basis_pages, "basis_pages", 2);
+  TORCH_CHECK(basis_pages.size(0) == batch, "basis_pages needs one row per sequence (", batch,
+              ")");
+  const int64_t rows_per_page = head_rows.size(3);
+  TORCH_CHECK(rank > 0 && basis_pages.size(1) * rows_per_page >= rank, "basis_pages has ",
+              basis_pages.size(1), " pages of ", rows_per_page, " rows: too few for rank ", rank);
+  TORCH_CHECK(u_rows.is_cuda() && u_rows.dim() == 4 && u_rows.size(3) == rank &&
+              u_rows.stride(3) == 1 && u_rows.scalar_type() == head_rows.scalar_type() &&
+              u_rows.size(1) == head_rows.size(1),
+              "u_rows must be [pages, L, tokens, ", rank, "] of head_rows' dtype, got ",
+              u_rows.scalar_type(), " ", u_rows.sizes());
+  for (const at::Tensor* t : {&u_page, &u_row})
+    TORCH_CHECK(t->is_cuda() && t->scalar_type() == at::kLong && t->dim() == 1 &&
+                t->size(0) == batch && t->is_contiguous(),
+                "u_page and u_row must be contiguous int64 CUDA tensors [", batch, "]");
+  TORCH_CHECK(project_smem_bytes(static_cast<int>(heads), static_cast<int>(head_dim)) <=
+              max_block_smem(), "shadowkv.project_coefficients: key rows too wide");
+  ProjectArgs a;
+  a.k_pre = k_pre.data_ptr();
+  a.k_batch_stride = k_pre.stride(0);
+  a.k_head_stride = k_pre.stride(1);
+  a.basis = static_cast<const char*>(head_rows.data_ptr()) + layer * head_rows.stride(1) * item;
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(a.basis) % 16 == 0, "head_rows must be 16-byte aligned");
+  a.basis_pages = basis_pages.data_ptr<int32_t>();
+  a.basis_cols = static_cast<int>(basis_pages.size(1));
+  a.basis_rows_per_page = static_cast<int>(rows_per_page);
+  a.basis_page_stride = head_rows.stride(0);
+  a.basis_head_stride = head_rows.stride(2);
+  a.basis_row_stride = head_rows.stride(3);
+  a.u = static_cast<char*>(u_rows.data_ptr()) + layer * u_rows.stride(1) * item;
+  a.u_page_stride = u_rows.stride(0);
+  a.u_row_stride = u_rows.stride(2);
+  a.u_page = u_page.data_ptr<int64_t>();
+  a.u_row = u_row.data_ptr<int64_t>();
+  a.batch = static_cast<int>(batch);
+  a.heads = static_cast<int>(heads);
+  a.head_dim = static_cast<int>(head_dim);
+  a.rank = static_cast<int>(rank);
+  check_launch(launch_project_coefficients(a, dtype_of(head_rows),
+                                           c10::cuda::getCurrentCUDAStream()),
+               "project_coefficients");
+}
+
 void gather_values(const at::Tensor& store, at::Tensor kv, const at::Tensor& store_pages,
                    const at::Tensor& slot_pages, const at::Tensor& row_offset,
                    const at::Tensor& fetch, int64_t layer, int64_t chunk_size,
@@ -402,6 +503,10 @@ void offload_values(at::Tensor store, const at::Tensor& values, const at::Tensor
 
 TORCH_LIBRARY(shadowkv, m) {
   m.def("plan_chunk_reuse(Tensor resident, Tensor selected) -> (Tensor, Tensor, Tensor)");
+  m.def("select_chunks(Tensor scores, Tensor(a!) resident, Tensor slots, int layer, "
+        "Tensor(b!) hits) -> Tensor");
+  m.def("project_coefficients(Tensor k_pre, Tensor head_rows, Tensor basis_pages, int layer, "
+        "int rank, Tensor(a!) u_rows, Tensor u_page, Tensor u_row) -> ()");
   m.def("gather_values(Tensor store, Tensor(a!) kv, Tensor store_pages, Tensor slot_pages, "
         "Tensor row_offset, Tensor fetch, int layer, int chunk_size, Tensor? device_store=None, "
         "Tensor(b!)? host_chunks=None, Tensor? slots=None, int max_blocks=0) -> ()");
@@ -416,6 +521,8 @@ TORCH_LIBRARY(shadowkv, m) {
 
 TORCH_LIBRARY_IMPL(shadowkv, CUDA, m) {
   m.impl("plan_chunk_reuse", &plan_chunk_reuse);
+  m.impl("select_chunks", &select_chunks);
+  m.impl("project_coefficients", &project_coefficients);
   m.impl("gather_values", &gather_values);
   m.impl("rebuild_keys", &rebuild_keys);
   m.impl("score_chunks_paged", &score_chunks_paged);

@@ -47,14 +47,24 @@ def union_us(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
+TOP_KERNELS = 40  # kernels by name kept in a result, the longest first
+
+
 def breakdown(kernels: list[tuple[str, float, float]], steps: int, wall_s: float) -> dict:
-    """kernels: (name, start µs, duration µs). Milliseconds per step by phase, busy and wall."""
+    """kernels: (name, start µs, duration µs). Milliseconds per step by phase, busy and wall;
+    and the TOP_KERNELS longest kernel names: (name, phase, launches per step, ms per step)."""
     phases = {phase: 0.0 for phase, _ in PHASES} | {OTHER: 0.0}
+    by_name: dict[str, list[float]] = {}
     for name, _, duration in kernels:
         phases[classify(name)] += duration / 1e3 / steps
+        entry = by_name.setdefault(name, [0.0, 0.0])
+        entry[0] += 1 / steps
+        entry[1] += duration / 1e3 / steps
+    top = sorted(by_name.items(), key=lambda item: -item[1][1])[:TOP_KERNELS]
     busy = union_us([(start, start + duration) for _, start, duration in kernels]) / 1e3 / steps
     return {"phases_ms": phases, "busy_ms": busy, "wall_ms": wall_s * 1e3 / steps,
-            "kernels_per_step": len(kernels) / steps}
+            "kernels_per_step": len(kernels) / steps,
+            "top_kernels": [(name, classify(name), count, ms) for name, (count, ms) in top]}
 
 
 def profile_steps(engine, steps: int, on_cuda: bool) -> dict:
@@ -105,7 +115,8 @@ def host_phases(events, steps: int) -> dict:
     return host
 
 
-def format_profile(label: str, result: dict) -> str:
+def format_profile(label: str, result: dict, top_kernels: int = 0) -> str:
+    """The phases, longest first; with top_kernels, that many kernel names after them."""
     wall, busy = result["wall_ms"], result["busy_ms"]
     lines = [f"{label}: wall {wall:.2f} ms/step, busy {busy:.2f} ms/step "
              f"({100 * busy / wall if wall else 0:.0f}%), host overhead {max(wall - busy, 0):.2f} "
@@ -118,4 +129,14 @@ def format_profile(label: str, result: dict) -> str:
         if ms > 0:
             share = 100 * ms / busy if busy else 0.0
             lines.append(f"    {phase:<18} {ms:8.3f} ms/step  {share:5.1f}%")
+    kernels = result.get("top_kernels", [])[:top_kernels]
+    if kernels:
+        lines.append(f"    longest {len(kernels)} kernels (launches/step, ms/step, phase):")
+    for name, phase, count, ms in kernels:
+        lines.append(f"      {count:6.1f} {ms:7.3f}  {phase:<18} {_short(name)}")
     return "\n".join(lines)
+
+
+def _short(name: str, width: int = 110) -> str:
+    """A kernel's name cut to one line: C++ template arguments make them very long."""
+    return name if len(name) <= width else name[:width - 3] + "..."

@@ -127,7 +127,8 @@ def run_mode(path, args, mode, shape, itemsize, hbm_bps, cpu_gb) -> tuple[list, 
             print(report.format_row(row), flush=True)
             if "profile" in row:
                 kind = "eager" if args.enforce_eager else "default"
-                print(format_profile(f"    profile ({kind})", row["profile"]), flush=True)
+                print(format_profile(f"    profile ({kind})", row["profile"], args.profile_kernels),
+                      flush=True)
                 if row["profile"]["graphs_hide_kernels"]:
                     hidden.append(row)
             rows.append(row)
@@ -148,7 +149,8 @@ def profile_eager(path, args, mode: str, cpu_gb: float, rows: list[dict]):
         row["profile_eager"] = run_batch(llm.engine, row["batch"], row["context"], args,
                                          timed=False)["profile"]
         print(format_profile(f"    profile, eager engine, ctx {row['context']} batch "
-                             f"{row['batch']}", row["profile_eager"]), flush=True)
+                             f"{row['batch']}", row["profile_eager"], args.profile_kernels),
+              flush=True)
     del llm
     free_memory()
 
@@ -195,6 +197,8 @@ def add_throughput_args(parser: argparse.ArgumentParser):
                         help="hit rates for the roofline-projected ShadowKV/dense ratio")
     parser.add_argument("--profile", action="store_true", help="per-phase GPU time per step")
     parser.add_argument("--profile-steps", type=int, default=5)
+    parser.add_argument("--profile-kernels", type=int, default=0, metavar="N",
+                        help="with --profile, also print the N longest kernels by name")
     parser.add_argument("--peer", choices=["hf"], default=None,
                         help="also time Hugging Face transformers (same shape, batch, context)")
     parser.add_argument("--peer-batches", type=int, nargs="+", default=None,

@@ -1,6 +1,6 @@
 """Kernel names sorted into the phases of a decode step, and GPU busy time as a union."""
 import pytest
-from shadowkv_engine.bench.step_profile import breakdown, classify, union_us
+from shadowkv_engine.bench.step_profile import breakdown, classify, format_profile, union_us
 
 
 @pytest.mark.parametrize("name, phase", [
@@ -47,3 +47,14 @@ def test_breakdown_per_step():
     assert result["busy_ms"] == pytest.approx((900 + 200) / 1e3 / 2)
     assert result["wall_ms"] == pytest.approx(2.0)
     assert result["kernels_per_step"] == 1.5
+
+
+def test_top_kernels_by_name_longest_first():
+    kernels = [("plan_kernel", 0.0, 100.0), ("nvjet_gemm", 100.0, 800.0),
+               ("plan_kernel", 1000.0, 300.0)]
+    result = breakdown(kernels, steps=2, wall_s=0.004) | {"graph_launches_per_step": 1.0}
+    assert result["top_kernels"] == [("nvjet_gemm", "GEMM", 0.5, pytest.approx(0.4)),
+                                     ("plan_kernel", "hit/miss plan", 1.0, pytest.approx(0.2))]
+    text = format_profile("p", result, top_kernels=1)
+    assert "nvjet_gemm" in text and text.count("plan_kernel") == 0
+    assert "plan_kernel" not in format_profile("p", result)

@@ -22,3 +22,10 @@ def test_selects_the_best_and_pads_with_minus_one():
 def test_k_larger_than_the_row():
     scores = torch.tensor([[0.5, float("-inf"), 0.1]])
     assert sorted(select_top_chunks(scores, 5)[0].tolist()) == [-1, -1, -1, 0, 2]
+
+
+def test_equal_scores_go_to_the_lower_chunk_id_and_nan_is_never_selected():
+    scores = torch.tensor([[0.2, 0.5, 0.2, 0.2, float("nan"), 0.5, -0.0, 0.0]])
+    assert select_top_chunks(scores, 4)[0].tolist() == [1, 5, 0, 2]
+    # -0.0 and 0.0 are equal: the lower id first
+    assert sorted(select_top_chunks(scores, 7)[0].tolist()) == [0, 1, 2, 3, 5, 6, 7]

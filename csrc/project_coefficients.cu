@@ -1,0 +1,104 @@
+// Coefficient rows of the decode rows' new tokens: u[r] = sum over KV heads h and dims d of
+// k_pre[h, d] * basis_h[r, d] (float32 accumulation), written straight into the coefficient
+// pages. Twin: project_coefficients_torch in shadowkv_engine/ops/coefficients.py.
+//
+// Why a kernel: in torch this was a gather of the basis pages, two layout copies for the batched
+// matmul, the matmul and an indexed write, five launches a layer for ~2.6 MB at batch 8 (the
+// copies alone 0.6 ms a step on an H200, docs/benchmarks.md). Here the basis rows are read once,
+// in place: block = one sequence and kWarps basis rows, its key row staged in shared memory as
+// float32; warp = one basis row r, its lanes striding over the H*D products in 16-byte vectors.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "launchers.h"
+
+namespace shadowkv {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+template <typename T> __device__ __forceinline__ float to_float(T x);
+template <> __device__ __forceinline__ float to_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ float to_float<__half>(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+template <typename T> __device__ __forceinline__ T from_float(float x);
+template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half_rn(x);
+}
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) project_kernel(ProjectArgs a) {
+  extern __shared__ float key[];  // [heads * head_dim] of this sequence, as float32
+  constexpr int kElems = 16 / sizeof(T);
+  const int b = blockIdx.y;
+  const int width = a.heads * a.head_dim;
+  const T* k_pre = static_cast<const T*>(a.k_pre) + b * a.k_batch_stride;
+  for (int i = threadIdx.x; i < width; i += kThreads) {
+    const int h = i / a.head_dim, d = i - h * a.head_dim;
+    key[i] = to_float(k_pre[h * a.k_head_stride + d]);
+  }
+  __syncthreads();
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int r = blockIdx.x * kWarps + warp;
+  if (r >= a.rank) return;
+  const int page = a.basis_pages[int64_t(b) * a.basis_cols + r / a.basis_rows_per_page];
+  const T* row = static_cast<const T*>(a.basis) + page * a.basis_page_stride +
+                 (r % a.basis_rows_per_page) * a.basis_row_stride;
+  const int row_vecs = a.head_dim / kElems;
+  float sum = 0.0f;
+  for (int v = lane; v < a.heads * row_vecs; v += 32) {
+    const int h = v / row_vecs, w = v - h * row_vecs;
+    const uint4 packed = *reinterpret_cast<const uint4*>(row + h * a.basis_head_stride + w * kElems);
+    const T* elems = reinterpret_cast<const T*>(&packed);
+    const float* x = key + h * a.head_dim + w * kElems;
+#pragma unroll
+    for (int e = 0; e < kElems; ++e) sum += to_float(elems[e]) * x[e];
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (lane == 0) {
+    T* u = static_cast<T*>(a.u) + a.u_page[b] * a.u_page_stride + a.u_row[b] * a.u_row_stride;
+    u[r] = from_float<T>(sum);
+  }
+}
+
+template <typename T>
+cudaError_t launch(const ProjectArgs& a, cudaStream_t stream) {
+  const size_t smem = size_t(a.heads) * a.head_dim * sizeof(float);
+  if (smem > 48 * 1024) {
+    cudaError_t err = cudaFuncSetAttribute(project_kernel<T>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  const dim3 grid((a.rank + kWarps - 1) / kWarps, a.batch);
+  project_kernel<T><<<grid, kThreads, smem, stream>>>(a);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+size_t project_smem_bytes(int heads, int head_dim) {
+  return size_t(heads) * head_dim * sizeof(float);
+}
+
+cudaError_t launch_project_coefficients(const ProjectArgs& a, DType dtype, cudaStream_t stream) {
+  if (a.batch == 0 || a.rank == 0) return cudaSuccess;
+  switch (dtype) {
+    case DType::kFloat32: return launch<float>(a, stream);
+    case DType::kFloat16: return launch<__half>(a, stream);
+    case DType::kBFloat16: return launch<__nv_bfloat16>(a, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace shadowkv
