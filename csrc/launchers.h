@@ -56,6 +56,8 @@ struct ProjectArgs {
   const int64_t* u_row;   // [batch]
   int batch, heads, head_dim, rank;
 };
+// Basis rows the kernel holds in registers: H*D*itemsize up to 8 KiB (the twin otherwise).
+bool project_supports(int heads, int head_dim, int itemsize);
 size_t project_smem_bytes(int heads, int head_dim);
 cudaError_t launch_project_coefficients(const ProjectArgs& args, DType dtype, cudaStream_t stream);
 

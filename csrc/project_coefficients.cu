@@ -6,7 +6,9 @@
 // matmul, the matmul and an indexed write, five launches a layer for ~2.6 MB at batch 8 (the
 // copies alone 0.6 ms a step on an H200, docs/benchmarks.md). Here the basis rows are read once,
 // in place: block = one sequence and kWarps basis rows, its key row staged in shared memory as
-// float32; warp = one basis row r, its lanes striding over the H*D products in 16-byte vectors.
+// float32; warp = one basis row r, its lanes striding over the H*D products in 16-byte vectors,
+// all of a lane's loads issued before the key is staged (one memory round trip, not several:
+// 5.5 us a layer at batch 8 with the loads in the loop).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -34,11 +36,35 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(f
   return __float2bfloat16_rn(x);
 }
 
+// Vectors of a basis row (all heads) one lane loads before any arithmetic: with the loads of a
+// row issued together, the block waits for one memory round trip instead of one per vector.
+constexpr int kMaxLaneVecs = 16;  // rows of up to 512 vectors: H*D*itemsize <= 8 KiB
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads) project_kernel(ProjectArgs a) {
   extern __shared__ float key[];  // [heads * head_dim] of this sequence, as float32
   constexpr int kElems = 16 / sizeof(T);
   const int b = blockIdx.y;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int r = blockIdx.x * kWarps + warp;
+  const int row_vecs = a.head_dim / kElems;
+  const int vecs = a.heads * row_vecs;
+
+  // The basis row first (it does not depend on the key), then the key staged as float32.
+  uint4 packed[kMaxLaneVecs];
+  if (r < a.rank) {
+    const int page = a.basis_pages[int64_t(b) * a.basis_cols + r / a.basis_rows_per_page];
+    const T* row = static_cast<const T*>(a.basis) + page * a.basis_page_stride +
+                   (r % a.basis_rows_per_page) * a.basis_row_stride;
+#pragma unroll
+    for (int i = 0; i < kMaxLaneVecs; ++i) {
+      const int v = lane + 32 * i;
+      if (v < vecs) {
+        const int h = v / row_vecs, w = v - h * row_vecs;
+        packed[i] = *reinterpret_cast<const uint4*>(row + h * a.basis_head_stride + w * kElems);
+      }
+    }
+  }
   const int width = a.heads * a.head_dim;
   const T* k_pre = static_cast<const T*>(a.k_pre) + b * a.k_batch_stride;
   for (int i = threadIdx.x; i < width; i += kThreads) {
@@ -46,22 +72,19 @@ __global__ void __launch_bounds__(kThreads) project_kernel(ProjectArgs a) {
     key[i] = to_float(k_pre[h * a.k_head_stride + d]);
   }
   __syncthreads();
-
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int r = blockIdx.x * kWarps + warp;
   if (r >= a.rank) return;
-  const int page = a.basis_pages[int64_t(b) * a.basis_cols + r / a.basis_rows_per_page];
-  const T* row = static_cast<const T*>(a.basis) + page * a.basis_page_stride +
-                 (r % a.basis_rows_per_page) * a.basis_row_stride;
-  const int row_vecs = a.head_dim / kElems;
+
   float sum = 0.0f;
-  for (int v = lane; v < a.heads * row_vecs; v += 32) {
-    const int h = v / row_vecs, w = v - h * row_vecs;
-    const uint4 packed = *reinterpret_cast<const uint4*>(row + h * a.basis_head_stride + w * kElems);
-    const T* elems = reinterpret_cast<const T*>(&packed);
-    const float* x = key + h * a.head_dim + w * kElems;
 #pragma unroll
-    for (int e = 0; e < kElems; ++e) sum += to_float(elems[e]) * x[e];
+  for (int i = 0; i < kMaxLaneVecs; ++i) {
+    const int v = lane + 32 * i;
+    if (v < vecs) {
+      const int h = v / row_vecs, w = v - h * row_vecs;
+      const T* elems = reinterpret_cast<const T*>(&packed[i]);
+      const float* x = key + h * a.head_dim + w * kElems;
+#pragma unroll
+      for (int e = 0; e < kElems; ++e) sum += to_float(elems[e]) * x[e];
+    }
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
@@ -86,6 +109,10 @@ cudaError_t launch(const ProjectArgs& a, cudaStream_t stream) {
 }
 
 }  // namespace
+
+bool project_supports(int heads, int head_dim, int itemsize) {
+  return int64_t(heads) * head_dim * itemsize <= int64_t(32) * kMaxLaneVecs * 16;
+}
 
 size_t project_smem_bytes(int heads, int head_dim) {
   return size_t(heads) * head_dim * sizeof(float);

@@ -222,8 +222,12 @@ void project_coefficients(const at::Tensor& k_pre, const at::Tensor& head_rows,
     TORCH_CHECK(t->is_cuda() && t->scalar_type() == at::kLong && t->dim() == 1 &&
                 t->size(0) == batch && t->is_contiguous(),
                 "u_page and u_row must be contiguous int64 CUDA tensors [", batch, "]");
-  TORCH_CHECK(project_smem_bytes(static_cast<int>(heads), static_cast<int>(head_dim)) <=
-              max_block_smem(), "shadowkv.project_coefficients: key rows too wide");
+  TORCH_CHECK(project_supports(static_cast<int>(heads), static_cast<int>(head_dim),
+                               static_cast<int>(item)) &&
+              project_smem_bytes(static_cast<int>(heads), static_cast<int>(head_dim)) <=
+              max_block_smem(),
+              "shadowkv.project_coefficients: key rows of ", heads, " x ", head_dim, " x ", item,
+              " bytes are wider than the kernel's 8 KiB");
   ProjectArgs a;
   a.k_pre = k_pre.data_ptr();
   a.k_batch_stride = k_pre.stride(0);

@@ -10,6 +10,9 @@ import torch
 from .extension import use_cuda_op
 from .paged import gather_head_rows
 
+# The CUDA kernel holds a lane's share of a basis row in registers: H*D*itemsize up to 8 KiB.
+MAX_ROW_BYTES = 8192
+
 
 def project_coefficients(k_pre: torch.Tensor, head_rows: torch.Tensor, basis_pages: torch.Tensor,
                          layer: int, rank: int, u_rows: torch.Tensor, u_page: torch.Tensor,
@@ -19,6 +22,7 @@ def project_coefficients(k_pre: torch.Tensor, head_rows: torch.Tensor, basis_pag
     coefficients go (u_rows[u_page[b], layer, u_row[b]])."""
     item = k_pre.element_size()
     if (use_cuda_op(k_pre, head_rows, basis_pages, u_rows) and k_pre.stride(-1) == 1
+            and k_pre.shape[1] * k_pre.shape[2] * item <= MAX_ROW_BYTES
             and k_pre.stride(0) * item % 16 == 0 and k_pre.stride(1) * item % 16 == 0
             and k_pre.data_ptr() % 16 == 0):
         torch.ops.shadowkv.project_coefficients(k_pre, head_rows, basis_pages, layer, rank,

@@ -52,7 +52,7 @@ def test_twin_writes_the_projection_and_nothing_else(rank):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize("batch,heads,head_dim,rank", [(1, 8, 128, 160), (8, 8, 128, 160),
                                                        (5, 2, 64, 100), (3, 32, 128, 256),
-                                                       (2, 4, 256, 96)])
+                                                       (2, 4, 256, 96), (2, 64, 128, 64)])
 def test_cuda_op_equals_reference(batch, heads, head_dim, rank, dtype):
     c, k_pre, u_page, u_row = case(batch, heads, head_dim, rank, dtype, "cuda", seed=batch)
     before = c.arena.clone()
