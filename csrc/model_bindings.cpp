@@ -11,23 +11,11 @@
 #include <cstdint>
 #include <tuple>
 
+#include "binding_checks.h"
 #include "model_launchers.h"
 
 namespace shadowkv {
 namespace {
-
-void check_launch(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, "shadowkv.", op, ": CUDA error: ", cudaGetErrorString(err));
-}
-
-DType dtype_of(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return DType::kFloat32;
-    case at::kHalf: return DType::kFloat16;
-    case at::kBFloat16: return DType::kBFloat16;
-    default: TORCH_CHECK(false, "shadowkv: unsupported dtype ", t.scalar_type());
-  }
-}
 
 // A CUDA tensor of `like`'s device and dtype with `dims` dims and a contiguous last dim.
 void check_rows(const at::Tensor& t, const char* name, const at::Tensor& like, int64_t dims) {

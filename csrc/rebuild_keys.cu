@@ -16,6 +16,7 @@
 
 #include "block_scan.cuh"
 #include "cp_async.cuh"
+#include "float_convert.cuh"
 #include "launchers.h"
 #include "rebuild_resident.h"
 #include "tile_product.cuh"
@@ -24,15 +25,6 @@ namespace shadowkv {
 namespace {
 
 constexpr int kMaxBlockRows = 256;  // rows of fetched chunks one block takes on at most
-
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_float<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 // Raw bits of one element: padding is all-zero bits in every float format.
 template <typename T>

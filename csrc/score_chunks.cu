@@ -24,6 +24,7 @@
 #include <cuda_runtime.h>
 
 #include "cp_async.cuh"
+#include "float_convert.cuh"
 #include "launchers.h"
 
 namespace shadowkv {
@@ -52,13 +53,6 @@ struct RowMap {
   static constexpr int kPasses = kLoads / kVecs;
   static constexpr int kTileRows = kRowsPerPass * kPasses;
 };
-
-template <typename T> __device__ __forceinline__ float to_float(T x);
-template <> __device__ __forceinline__ float to_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ float to_float<__half>(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
 
 // The 16 bytes of v as floats.
 template <typename T>

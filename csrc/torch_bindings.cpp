@@ -12,14 +12,11 @@
 #include <optional>
 #include <string>
 
+#include "binding_checks.h"
 #include "launchers.h"
 
 namespace shadowkv {
 namespace {
-
-void check_launch(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, "shadowkv.", op, ": CUDA error: ", cudaGetErrorString(err));
-}
 
 // Attributes are read per call (cudaDeviceGetAttribute is cheap and sync-free), so the ops
 // follow whichever device the tensors are on.
@@ -59,13 +56,12 @@ void check_aligned(const at::Tensor& t, const char* name, std::initializer_list<
                 "of 16 bytes for vector access, got ", t.stride(d) * item);
 }
 
-DType dtype_of(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return DType::kFloat32;
-    case at::kHalf: return DType::kFloat16;
-    case at::kBFloat16: return DType::kBFloat16;
-    default: TORCH_CHECK(false, "shadowkv: unsupported dtype ", t.scalar_type());
-  }
+// Per-head rows [pages, L, H, rows, D] (landmarks, basis), read by 16-byte vectors.
+void check_head_rows(const at::Tensor& head_rows, int64_t layer) {
+  TORCH_CHECK(head_rows.is_cuda() && head_rows.dim() == 5,
+              "head_rows must be a CUDA tensor [pages, L, H, rows, D], got ", head_rows.sizes());
+  TORCH_CHECK(layer >= 0 && layer < head_rows.size(1), "layer ", layer, " out of range");
+  check_aligned(head_rows, "head_rows", {0, 1, 2, 3});
 }
 
 // fetch [B, H, K] plus the slot tables, checked against kv [Pg, L, 2, H, bs, D].
@@ -194,10 +190,7 @@ at::Tensor select_chunks(const at::Tensor& scores, at::Tensor resident, const at
 void project_coefficients(const at::Tensor& k_pre, const at::Tensor& head_rows,
                           const at::Tensor& basis_pages, int64_t layer, int64_t rank,
                           at::Tensor u_rows, const at::Tensor& u_page, const at::Tensor& u_row) {
-  TORCH_CHECK(head_rows.is_cuda() && head_rows.dim() == 5,
-              "head_rows must be a CUDA tensor [pages, L, H, rows, D], got ", head_rows.sizes());
-  TORCH_CHECK(layer >= 0 && layer < head_rows.size(1), "layer ", layer, " out of range");
-  check_aligned(head_rows, "head_rows", {0, 1, 2, 3});
+  check_head_rows(head_rows, layer);
   const c10::cuda::CUDAGuard guard(head_rows.device());
   const int64_t heads = head_rows.size(2), head_dim = head_rows.size(4);
   TORCH_CHECK(k_pre.is_cuda() && k_pre.dim() == 3 && k_pre.size(1) == heads &&
@@ -376,10 +369,7 @@ void rebuild_keys(const at::Tensor& u_rows, const at::Tensor& basis, at::Tensor 
 void score_chunks_paged(const at::Tensor& q, const at::Tensor& head_rows,
                         const at::Tensor& lm_pages, const at::Tensor& n_chunks,
                         const at::Tensor& excluded, int64_t layer, at::Tensor scores) {
-  TORCH_CHECK(head_rows.is_cuda() && head_rows.dim() == 5,
-              "head_rows must be a CUDA tensor [pages, L, H, rows, D], got ", head_rows.sizes());
-  TORCH_CHECK(layer >= 0 && layer < head_rows.size(1), "layer ", layer, " out of range");
-  check_aligned(head_rows, "head_rows", {0, 1, 2, 3});
+  check_head_rows(head_rows, layer);
   const c10::cuda::CUDAGuard guard(head_rows.device());
   const int64_t heads = head_rows.size(2), head_dim = head_rows.size(4);
   TORCH_CHECK(q.is_cuda() && q.dim() == 3 && q.scalar_type() == head_rows.scalar_type() &&
