@@ -2,9 +2,8 @@
 
 New coefficient rows, landmark scoring, selection with the hit/miss plan, value fetch and key
 rebuild are one op each over all rows (dense or padded rows select nothing: their chunk count is
-0). After
-it, the rows' selected-chunk slots hold exact keys and values, and attention reads them through
-the per-(sequence, KV head) page lists of the step metadata.
+0). After it, the rows' selected-chunk slots hold exact keys and values, and attention reads them
+through the per-(sequence, KV head) page lists of the step metadata.
 """
 import torch
 
