@@ -4,38 +4,42 @@
 // shadowkv_engine/ops/chunk_scores.py.
 //
 // Two launches, because a softmax needs the whole row's max and sum before any output:
-//  1. segments: block = one (sequence, KV head) and a segment of 1-8 tiles of chunks (fewer
-//     when one sequence alone must fill the GPU). A tile is 32 KiB of 16-byte landmark loads
-//     (16 KiB with 8 query heads per KV head), copied with cp.async into a ring of 3 tiles in
-//     shared memory (2 where two blocks of 3 do not fit on a SM), so that the next tiles' loads
-//     are in flight while one is scored. Each landmark row is read once
-//     and dotted with all G query heads of its group. The block writes the float logits and
-//     its segment's (max, sum of exp) per query head to the workspace.
+//  1. segments: block = one (sequence, KV head) and a segment of chunks. Each landmark row is read
+//     once and dotted with all G query heads of its group; the block writes the float logits and
+//     its segment's (max, sum of exp) per query head to the workspace. 16-bit landmarks go
+//     through tensor cores (score_segments_mma.cuh); float32 ones (and pages of one row)
+//     through the CUDA-core kernel below: tiles of 32 KiB of 16-byte loads (16 KiB with 8
+//     query heads per KV head), copied with cp.async into a ring of 3 tiles in shared memory
+//     (2 where two blocks of 3 do not fit on a SM), so that the next tiles' loads are in flight
+//     while one is scored.
 //  2. normalize: block = one (sequence, KV head) and a tile of chunks. It folds the segments'
 //     (max, sum) into the row's, then writes max_g exp(logit - max_g) / sum_g, and -inf for
 //     excluded chunks and past the sequence's chunk count (so top-k never selects them, while a
 //     chunk whose probability underflows to 0 stays selectable).
 // The logits cost 4*G bytes per chunk and head, against 2*D bytes of landmark (6% at D=128, G=4),
 // and are still in L2 when the second launch reads them.
-// Measured on an H200 (docs/benchmarks.md): 1.9 TB/s of landmarks at 32 sequences, 44% of the
-// HBM copy rate; by its instruction count it is issue-bound, not memory-bound (see there).
+// Measured on an H200 at 32K context, batch 8 (docs/benchmarks.md): the segments launch read the
+// 67 MB of landmarks of a layer in 33 us on CUDA cores (issue-bound by its instruction count),
+// in 23 us on tensor cores.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "cp_async.cuh"
 #include "float_convert.cuh"
 #include "launchers.h"
+#include "score_chunks_common.cuh"
+#include "score_segments_mma.cuh"
 
 namespace shadowkv {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
+using namespace scoring;
+
 constexpr int kTile = 512;  // chunks per block in the normalize launch
 constexpr int kChunksPerThread = kTile / kThreads;
-constexpr int kMaxGroup = 8;
-constexpr float kNegInf = -__builtin_huge_valf();
 
 // How a tile of landmark rows (D elements of T each) maps onto a block: each lane takes kVecs
 // 16-byte vectors of a row, kLanes lanes a row (a power of two from 8 to 32), kRowsPerWarp rows
@@ -79,18 +83,6 @@ template <> __device__ __forceinline__ void unpack<__half>(const uint4& v, float
   }
 }
 
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-
 // Sums acc[0..GM) over the kLanes lanes of a row, scattering the results: afterwards acc[0] of a
 // lane holds the full sum for query head (lane % kLanes) / (kLanes / GM). Each halving step
 // trades half of the values still held, so G sums cost GM - 1 + log2(kLanes / GM) shuffles
@@ -115,26 +107,6 @@ __device__ __forceinline__ void reduce_scatter(float (&acc)[GM], int lane) {
       acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], o);
     }
   }
-}
-
-struct Workspace {
-  float* logits;    // [batch, q_heads, max_chunks]
-  float2* partial;  // [batch, q_heads, segments]: (max, sum of exp) of each segment
-  int segments;
-};
-
-__host__ __device__ inline int64_t logits_floats(const ScoreArgs& a) {
-  // Rounded up so that the (max, sum) pairs after the logits are 8-byte aligned.
-  return (int64_t(a.batch) * a.heads * a.group * a.max_chunks + 1) / 2 * 2;
-}
-
-__device__ __forceinline__ Workspace workspace(const ScoreArgs& a, int segment) {
-  return {a.workspace, reinterpret_cast<float2*>(a.workspace + logits_floats(a)),
-          (a.max_chunks + segment - 1) / segment};
-}
-
-__device__ __forceinline__ int chunk_count(const ScoreArgs& a, int b) {
-  return min(a.n_chunks[b], a.max_chunks);
 }
 
 // Bytes of one tile's landmarks in shared memory (one stage of the load ring).
@@ -410,7 +382,60 @@ struct LaunchSegments {
   }
 };
 
-int tile_rows(const ScoreArgs& a, DType dtype) {
+// The tensor-core segments launch (16-bit landmarks).
+struct LaunchMmaSegments {
+  const ScoreArgs& a;
+  int sms;
+  cudaStream_t stream;
+  int segment = 0;  // chunks per block, for the normalize launch
+  template <typename T, int D, int GM>
+  cudaError_t run() {
+    if constexpr (std::is_same_v<T, float>) {
+      return cudaErrorInvalidValue;  // float32 landmarks take the CUDA-core kernel
+    } else {
+      return launch<T, D>();
+    }
+  }
+  template <typename T, int D>
+  cudaError_t launch() {
+    auto* kernel = score_segments_mma_kernel<T, D>;
+    int per_sm = 0;
+    cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0);
+    if (err != cudaSuccess) return err;
+    const int groups_per_warp = mma_groups_per_warp(int64_t(a.heads) * a.batch, sms * per_sm);
+    segment = kWarps * groups_per_warp * kMmaRows;
+    const dim3 grid((a.max_chunks + segment - 1) / segment, a.heads, a.batch);
+    kernel<<<grid, kThreads, 0, stream>>>(a, groups_per_warp);
+    return cudaGetLastError();
+  }
+  // A launch takes ceil(blocks / resident blocks) waves of about groups_per_warp + 1 group-times
+  // each (the one for a block's prologue: exclusion bitmap, queries, first loads): the power of
+  // two up to kMaxGroupsPerWarp that minimises that product, the larger one on ties.
+  int mma_groups_per_warp(int64_t rows, int resident) const {
+    int best = 1;
+    int64_t best_cost = -1;
+    for (int gpw = 1; gpw <= kMaxGroupsPerWarp; gpw *= 2) {
+      const int64_t segment = int64_t(kWarps) * gpw * kMmaRows;
+      const int64_t blocks = (a.max_chunks + segment - 1) / segment * rows;
+      const int64_t cost = (blocks + resident - 1) / resident * (gpw + 1);
+      if (best_cost < 0 || cost <= best_cost) {
+        best = gpw;
+        best_cost = cost;
+      }
+    }
+    return best;
+  }
+};
+
+// 16-bit landmarks go through tensor cores; the kernel stages a segment's page ids, which
+// needs pages of at least 2 rows (any block size: head_rows hold 2 * block_size rows a page).
+bool use_tensor_cores(const ScoreArgs& a, DType dtype) {
+  return dtype != DType::kFloat32 && a.rows_per_page >= 2;
+}
+
+// Rows of the smallest segment a launch may use: the workspace keeps one (max, sum) per segment.
+int min_segment_rows(const ScoreArgs& a, DType dtype) {
+  if (use_tensor_cores(a, dtype)) return kWarps * kMmaRows;
   TileRows f;
   return dispatch(dtype, a.head_dim, a.group, f);
 }
@@ -434,7 +459,7 @@ bool score_chunks_supports(int head_dim, int group) {
 
 size_t score_chunks_workspace_floats(const ScoreArgs& a, DType dtype) {
   // Room for one (max, sum) pair per tile: enough for any number of tiles per block.
-  const int rows = tile_rows(a, dtype);
+  const int rows = min_segment_rows(a, dtype);
   const int64_t segments = (int64_t(a.max_chunks) + rows - 1) / rows;
   return static_cast<size_t>(logits_floats(a) +
                              2 * int64_t(a.batch) * a.heads * a.group * segments);
@@ -450,13 +475,21 @@ cudaError_t launch_score_chunks(const ScoreArgs& a, DType dtype, cudaStream_t st
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
   if (err != cudaSuccess) return err;
-  const int rows = tile_rows(a, dtype);
-  const int64_t tiles = (int64_t(a.max_chunks) + rows - 1) / rows * a.heads * a.batch;
-  const int per_block = tiles_per_block(tiles, sms);
-  const int segment = per_block * rows;
-  LaunchSegments launch{a, dim3((a.max_chunks + segment - 1) / segment, a.heads, a.batch),
-                        per_block, smem_per_sm, stream};
-  err = dispatch(dtype, a.head_dim, a.group, launch);
+  int segment = 0;
+  if (use_tensor_cores(a, dtype)) {
+    LaunchMmaSegments launch{a, sms, stream};
+    err = dispatch(dtype, a.head_dim, 1, launch);  // the kernel takes any group up to 8
+    segment = launch.segment;
+  } else {
+    TileRows f;
+    const int rows = dispatch(dtype, a.head_dim, a.group, f);
+    const int64_t tiles = (int64_t(a.max_chunks) + rows - 1) / rows * a.heads * a.batch;
+    const int per_block = tiles_per_block(tiles, sms);
+    segment = per_block * rows;
+    LaunchSegments launch{a, dim3((a.max_chunks + segment - 1) / segment, a.heads, a.batch),
+                          per_block, smem_per_sm, stream};
+    err = dispatch(dtype, a.head_dim, a.group, launch);
+  }
   if (err != cudaSuccess) return err;
   const dim3 grid((a.max_chunks + kTile - 1) / kTile, a.heads, a.batch);
   normalize_kernel<<<grid, kThreads, 0, stream>>>(a, segment);
