@@ -12,6 +12,8 @@ import torch
 
 # First match wins: the specific ShadowKV kernels before the generic names they also contain.
 PHASES = (
+    ("top-k + plan (one kernel)", ("select_kernel",)),
+    ("coefficient projection", ("project_kernel",)),
     ("value gather", ("gather_kernel",)),
     ("value offload", ("offload_kernel",)),
     ("key rebuild", ("rebuild",)),
@@ -128,12 +130,12 @@ def format_profile(label: str, result: dict, top_kernels: int = 0) -> str:
     for phase, ms in sorted(result["phases_ms"].items(), key=lambda kv: -kv[1]):
         if ms > 0:
             share = 100 * ms / busy if busy else 0.0
-            lines.append(f"    {phase:<18} {ms:8.3f} ms/step  {share:5.1f}%")
+            lines.append(f"    {phase:<25} {ms:8.3f} ms/step  {share:5.1f}%")
     kernels = result.get("top_kernels", [])[:top_kernels]
     if kernels:
         lines.append(f"    longest {len(kernels)} kernels (launches/step, ms/step, phase):")
     for name, phase, count, ms in kernels:
-        lines.append(f"      {count:6.1f} {ms:7.3f}  {phase:<18} {_short(name)}")
+        lines.append(f"      {count:6.1f} {ms:7.3f}  {phase:<25} {_short(name)}")
     return "\n".join(lines)
 
 
