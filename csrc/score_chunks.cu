@@ -7,8 +7,8 @@
 //  1. segments: block = one (sequence, KV head) and a segment of chunks. Each landmark row is read
 //     once and dotted with all G query heads of its group; the block writes the float logits and
 //     its segment's (max, sum of exp) per query head to the workspace. 16-bit landmarks go
-//     through tensor cores (score_segments_mma.cuh); float32 ones (and pages of one row)
-//     through the CUDA-core kernel below: tiles of 32 KiB of 16-byte loads (16 KiB with 8
+//     through tensor cores (score_segments_mma.cuh), float32 ones through the CUDA-core
+//     kernel below: tiles of 32 KiB of 16-byte loads (16 KiB with 8
 //     query heads per KV head), copied with cp.async into a ring of 3 tiles in shared memory
 //     (2 where two blocks of 3 do not fit on a SM), so that the next tiles' loads are in flight
 //     while one is scored.
@@ -24,8 +24,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-
-#include <type_traits>
 
 #include "cp_async.cuh"
 #include "float_convert.cuh"
@@ -65,24 +63,6 @@ template <> __device__ __forceinline__ void unpack<float>(const uint4& v, float*
   out[0] = __uint_as_float(v.x); out[1] = __uint_as_float(v.y);
   out[2] = __uint_as_float(v.z); out[3] = __uint_as_float(v.w);
 }
-template <> __device__ __forceinline__ void unpack<__nv_bfloat16>(const uint4& v, float* out) {
-  const unsigned w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {  // bf16 -> float is a 16-bit shift
-    out[2 * i] = __uint_as_float(w[i] << 16);
-    out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-  }
-}
-template <> __device__ __forceinline__ void unpack<__half>(const uint4& v, float* out) {
-  const unsigned w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
-
 // Sums acc[0..GM) over the kLanes lanes of a row, scattering the results: afterwards acc[0] of a
 // lane holds the full sum for query head (lane % kLanes) / (kLanes / GM). Each halving step
 // trades half of the values still held, so G sums cost GM - 1 + log2(kLanes / GM) shuffles
@@ -327,8 +307,8 @@ __global__ void __launch_bounds__(kThreads) normalize_kernel(ScoreArgs a, int se
   }
 }
 
-// Calls f.run<T, D, GM>() for the dtype, head dim and GQA group (GM: the group rounded up to a
-// power of two).
+// Calls f.run<T, D, GM>() for the head dim and GQA group (GM: the group rounded up to a power
+// of two).
 template <typename T, int D, typename F>
 auto by_group(int group, F& f) {
   if (group <= 1) return f.template run<T, D, 1>();
@@ -344,11 +324,13 @@ auto by_dim(int head_dim, int group, F& f) {
   return by_group<T, 256>(group, f);
 }
 
-template <typename F>
-auto dispatch(DType dtype, int head_dim, int group, F& f) {
-  if (dtype == DType::kFloat32) return by_dim<float>(head_dim, group, f);
-  if (dtype == DType::kFloat16) return by_dim<__half>(head_dim, group, f);
-  return by_dim<__nv_bfloat16>(head_dim, group, f);
+// Calls f.run<T, D>() for a 16-bit dtype and the head dim (the tensor-core kernel takes any
+// group up to 8).
+template <typename T, typename F>
+auto by_dim_16bit(int head_dim, F& f) {
+  if (head_dim == 64) return f.template run<T, 64>();
+  if (head_dim == 128) return f.template run<T, 128>();
+  return f.template run<T, 256>();
 }
 
 struct TileRows {
@@ -388,16 +370,8 @@ struct LaunchMmaSegments {
   int sms;
   cudaStream_t stream;
   int segment = 0;  // chunks per block, for the normalize launch
-  template <typename T, int D, int GM>
-  cudaError_t run() {
-    if constexpr (std::is_same_v<T, float>) {
-      return cudaErrorInvalidValue;  // float32 landmarks take the CUDA-core kernel
-    } else {
-      return launch<T, D>();
-    }
-  }
   template <typename T, int D>
-  cudaError_t launch() {
+  cudaError_t run() {
     auto* kernel = score_segments_mma_kernel<T, D>;
     int per_sm = 0;
     cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0);
@@ -410,12 +384,14 @@ struct LaunchMmaSegments {
   }
   // A launch takes ceil(blocks / resident blocks) waves of about groups_per_warp + 1 group-times
   // each (the one for a block's prologue: exclusion bitmap, queries, first loads): the power of
-  // two up to kMaxGroupsPerWarp that minimises that product, the larger one on ties.
+  // two up to kMaxGroupsPerWarp that minimises that product, the larger one on ties, among
+  // those whose segment's page ids fit the kernel's table.
   int mma_groups_per_warp(int64_t rows, int resident) const {
     int best = 1;
     int64_t best_cost = -1;
     for (int gpw = 1; gpw <= kMaxGroupsPerWarp; gpw *= 2) {
       const int64_t segment = int64_t(kWarps) * gpw * kMmaRows;
+      if (segment / a.rows_per_page + 1 > kMaxPageIds) break;
       const int64_t blocks = (a.max_chunks + segment - 1) / segment * rows;
       const int64_t cost = (blocks + resident - 1) / resident * (gpw + 1);
       if (best_cost < 0 || cost <= best_cost) {
@@ -427,17 +403,11 @@ struct LaunchMmaSegments {
   }
 };
 
-// 16-bit landmarks go through tensor cores; the kernel stages a segment's page ids, which
-// needs pages of at least 2 rows (any block size: head_rows hold 2 * block_size rows a page).
-bool use_tensor_cores(const ScoreArgs& a, DType dtype) {
-  return dtype != DType::kFloat32 && a.rows_per_page >= 2;
-}
-
 // Rows of the smallest segment a launch may use: the workspace keeps one (max, sum) per segment.
 int min_segment_rows(const ScoreArgs& a, DType dtype) {
-  if (use_tensor_cores(a, dtype)) return kWarps * kMmaRows;
+  if (dtype != DType::kFloat32) return kWarps * kMmaRows;
   TileRows f;
-  return dispatch(dtype, a.head_dim, a.group, f);
+  return by_dim<float>(a.head_dim, a.group, f);
 }
 
 // A block keeps the next tile's loads in flight while it scores one, so more tiles per block
@@ -476,19 +446,20 @@ cudaError_t launch_score_chunks(const ScoreArgs& a, DType dtype, cudaStream_t st
     err = cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
   if (err != cudaSuccess) return err;
   int segment = 0;
-  if (use_tensor_cores(a, dtype)) {
+  if (dtype != DType::kFloat32) {
     LaunchMmaSegments launch{a, sms, stream};
-    err = dispatch(dtype, a.head_dim, 1, launch);  // the kernel takes any group up to 8
+    err = dtype == DType::kFloat16 ? by_dim_16bit<__half>(a.head_dim, launch)
+                                   : by_dim_16bit<__nv_bfloat16>(a.head_dim, launch);
     segment = launch.segment;
   } else {
     TileRows f;
-    const int rows = dispatch(dtype, a.head_dim, a.group, f);
+    const int rows = by_dim<float>(a.head_dim, a.group, f);
     const int64_t tiles = (int64_t(a.max_chunks) + rows - 1) / rows * a.heads * a.batch;
     const int per_block = tiles_per_block(tiles, sms);
     segment = per_block * rows;
     LaunchSegments launch{a, dim3((a.max_chunks + segment - 1) / segment, a.heads, a.batch),
                           per_block, smem_per_sm, stream};
-    err = dispatch(dtype, a.head_dim, a.group, launch);
+    err = by_dim<float>(a.head_dim, a.group, launch);
   }
   if (err != cudaSuccess) return err;
   const dim3 grid((a.max_chunks + kTile - 1) / kTile, a.heads, a.batch);

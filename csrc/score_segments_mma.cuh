@@ -35,8 +35,9 @@ namespace scoring {
 constexpr int kMmaRows = 16;             // chunks one warp scores at a time
 constexpr int kMaxGroupsPerWarp = 32;    // bounds the exclusion bitmap: 4096 chunks per block
 constexpr int kMaxSegment = kMaxGroupsPerWarp * kWarps * kMmaRows;
-// Page ids of a segment, with pages of at least 2 landmark rows (block_size >= 1): one more than
-// a whole number of pages when the segment starts mid-page.
+// Page ids a segment may span (one more than a whole number of pages when it starts mid-page).
+// Any segment fits at 2 landmark rows a page or more (head_rows hold 2 * block_size); the
+// launcher keeps segments over pages of one row to half the size.
 constexpr int kMaxPageIds = kMaxSegment / 2 + 1;
 
 template <typename T, int D>
