@@ -1,11 +1,14 @@
-"""Training chats over varied layouts, drawn from the TRAIN pools of shadowkv_engine/eval/layouts.py.
+"""Training chats over varied layouts: the TRAIN pools of shadowkv_engine/eval/layouts.py, and
+procedural layouts (procedural_layouts.py) made up per conversation.
 
-One filler source, an instruction or none, several facts of mixed kinds (at most one pass key,
-secret number and code; any number of magic numbers and people's attributes) at any depth, then a
-question about each fact, one chat turn each, worded from the pool and naming the fact by any of
-its subjects. Each answer is the question's subject and the value ("The passkey is 4821."), the
-loss on all of it: the model learns to write the whole answer, which the free answer mode
-measures, and the prefixed mode only supplies its first words.
+One filler, an instruction or none, several facts of mixed kinds (at most one pass key, secret
+number and code; any number of magic numbers and people's attributes) at any depth, then a
+question about each fact, one chat turn each, naming the fact by any of its subjects. Each piece
+(filler, instruction, every needle and question) comes from the train pool or is made up
+(PROCEDURAL_RATE): the pools keep the train split's layouts exact, the made-up forms teach the
+model to retrieve whatever the wording. Each answer is the question's subject and the value
+("The passkey is 4821."), the loss on all of it: the model learns to write the whole answer,
+which the free answer mode measures, and the prefixed mode only supplies its first words.
 
 Only TRAIN is imported here, so the held-out pools never reach training (a test checks the text).
 """
@@ -18,33 +21,46 @@ from shadowkv_engine.eval.layouts import (NAMED_KINDS, NO_INSTRUCTION_RATE, TRAI
                                           answer_prefix, draw_fact, needle_sentence, question_text)
 from shadowkv_engine.eval.problem import hide
 
+from . import procedural_layouts as procedural
 from .conversation import Conversation, Turn
 
 MAX_FACTS = 12
 TOKENS_PER_FACT = 384  # at most one fact per this many tokens: short contexts hold few
 UNNAMED_RATE = 0.4  # chance that a fact is one of the unnamed kinds, while one is left
+PROCEDURAL_RATE = 0.6  # chance that a piece of the layout is made up rather than drawn from TRAIN
 
 
 def layout_conversation(rng: random.Random, label: str, length: int) -> Conversation:
+    def made_up() -> bool:
+        return rng.random() < PROCEDURAL_RATE
+
     count = rng.randint(1, max(1, min(MAX_FACTS, length // TOKENS_PER_FACT)))
     unnamed = list(UNNAMED_KINDS)
     rng.shuffle(unnamed)
     kinds = [unnamed.pop() if unnamed and rng.random() < UNNAMED_RATE else rng.choice(NAMED_KINDS)
              for _ in range(count)]
     taken: set[str] = set()
-    facts = [draw_fact(rng, TRAIN, kind, taken) for kind in kinds]
-    needles = [needle_sentence(rng.choice(TRAIN.needles), rng.choice(f.subjects), f.value)
-               for f in facts]
+    pools = procedural.TRAINING_POOLS if made_up() else TRAIN
+    facts = [draw_fact(rng, pools, kind, taken) for kind in kinds]
+    needles = []
+    for fact in facts:
+        template = procedural.needle_template(rng) if made_up() else rng.choice(TRAIN.needles)
+        needles.append(needle_sentence(template, rng.choice(fact.subjects), fact.value))
     depths = [rng.random() for _ in facts]
-    filler = rng.choice(TRAIN.fillers)
-    instruction = "" if rng.random() < NO_INSTRUCTION_RATE else rng.choice(TRAIN.instructions)
+    if made_up():
+        haystack = procedural.ProceduralFiller(label)
+        separator = haystack.separator
+    else:
+        filler = rng.choice(TRAIN.fillers)
+        haystack, separator = Haystack(filler, label), FILLERS[filler].separator
+    instruction = ("" if rng.random() < NO_INSTRUCTION_RATE
+                   else procedural.instruction(rng) if made_up() else rng.choice(TRAIN.instructions))
     turns = []
     for fact in facts:
         asked = rng.choice(fact.subjects)
-        turns.append(Turn(question_text(rng.choice(TRAIN.questions), asked), answer_prefix(asked),
+        template = procedural.question_template(rng) if made_up() else rng.choice(TRAIN.questions)
+        turns.append(Turn(question_text(template, asked), answer_prefix(asked),
                           f" {fact.value}.", "varied", KEY))
     rng.shuffle(turns)
-    haystack = Haystack(filler, label)
-    separator = FILLERS[filler].separator
     return Conversation(lambda n: separator.join(hide(haystack.units(n), needles, depths)),
                         instruction, turns)

@@ -78,7 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--smoke", action="store_true", help="tiny model, a few steps on the CPU")
-    p.add_argument("--log", help="append the log here too")
+    # Not "--log": torchrun's own parser would take it for an abbreviation of its --log-dir.
+    p.add_argument("--log-file", help="append the log here too")
     p.add_argument("--eval-output", help="JSON of the full-attention eval")
     p.add_argument("--spectra-output", help="JSON of the key spectra")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -88,6 +89,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rope-theta", type=float, default=500000.0)
     p.add_argument("--state", help="training state file: resumed from if it exists, written when "
                                    "this invocation stops")
+    p.add_argument("--init-from", help="checkpoint folder (an export of this script) to continue "
+                                       "from: its weights and tokenizer instead of new ones")
+    p.add_argument("--stage-threshold", type=float, default=0.95,
+                   help="retrieval answer-token accuracy that ends a curriculum stage early "
+                        "(above 1: stages end only at their deadlines)")
     p.add_argument("--stop-after", type=float, default=0.0,
                    help="seconds of training in this invocation before saving --state and exiting "
                         "(0: train to the end of the budget)")
@@ -134,6 +140,21 @@ def build_model(args, vocab_size: int) -> LlamaForCausalLM:
     return LlamaForCausalLM._from_config(config, attn_implementation="sdpa")
 
 
+def initial_weights(folder: str) -> dict:
+    """The weights of an exported checkpoint, in float32 (training's master copy)."""
+    loaded = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return loaded.state_dict()
+
+
+def previous_runs(args) -> list[dict]:
+    """The training summaries of the checkpoint this run continues from, oldest first."""
+    if not args.init_from:
+        return []
+    config = json.loads((Path(args.init_from) / "config.json").read_text())
+    earlier = config.get("shadowkv_training", {})
+    return earlier.pop("continued_from", []) + [earlier]
+
+
 def make_optimizer(model, args) -> torch.optim.AdamW:
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -152,7 +173,7 @@ def train(args, model, feeder: BatchFeeder, log: Log, resumed: dict | None = Non
     """Train until the budget is spent or --stop-after; (summary, state to resume from)."""
     device = torch.device(args.device)
     optimizer = make_optimizer(model, args)
-    curriculum = Curriculum(args.lengths)
+    curriculum = Curriculum(args.lengths, threshold=args.stage_threshold)
     step, tokens, seconds_before = 0, 0, 0.0
     if resumed:
         optimizer.load_state_dict(resumed["optimizer"])
@@ -312,7 +333,7 @@ def evaluate_checkpoint(out: Path, args, log: Log, script_start: float) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     ranks, args.device = data_parallel.start(args.device)
-    log = Log(args.log, enabled=ranks.main)
+    log = Log(args.log_file, enabled=ranks.main)
     script_start = time.time()
     torch.manual_seed(args.seed)
     log(f"args: {vars(args)}; data-parallel ranks: {ranks.world}")
@@ -321,6 +342,9 @@ def main(argv=None) -> None:
         resumed = torch.load(args.state, map_location=args.device)
         tokenizer = Tokenizer.from_str(resumed["tokenizer"])
         log(f"resumed from {args.state} at step {resumed['step']} ({resumed['seconds']:.0f} s trained)")
+    elif args.init_from:
+        tokenizer = Tokenizer.from_file(str(Path(args.init_from) / "tokenizer.json"))
+        log(f"continuing from {args.init_from}: its weights and tokenizer")
     else:  # trained once, on rank 0
         trained = (train_tokenizer(tokenizer_corpus(args.seed, args.corpus_docs), args.vocab_size)
                    if ranks.main else None)
@@ -335,6 +359,8 @@ def main(argv=None) -> None:
         model = build_model(args, tokenizer.get_vocab_size()).to(args.device)
         if resumed:
             model.load_state_dict(resumed["model"])
+        elif args.init_from:
+            model.load_state_dict(initial_weights(args.init_from))
         data_parallel.same_weights(ranks, model)
         log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {args.device}"
             + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
@@ -355,6 +381,8 @@ def main(argv=None) -> None:
         return
     summary |= {"trained_length": args.lengths[-1], "seed": args.seed,
                 "date": datetime.date.today().isoformat()}
+    if args.init_from:
+        summary["continued_from"] = previous_runs(args)
     log(f"trained: {summary}")
     out = export(model, tokenizer, args, summary)
     log(f"exported to {out}: " + ", ".join(f"{p.name} {p.stat().st_size:,} B" for p in sorted(out.iterdir())))

@@ -1,5 +1,13 @@
-"""Tokenizers for the eval tests: a byte tokenizer (no template) and a trained BPE with a template."""
+"""Fixtures of the eval tests: a byte tokenizer (no template), a trained BPE with a template, and
+the recogniser of held-out layout material."""
+import random
+import re
+
 import pytest
+
+from shadowkv_engine.eval import words
+from shadowkv_engine.eval.fillers import FILLERS
+from shadowkv_engine.eval.layouts import HELDOUT
 
 from training.documents import tokenizer_corpus
 from training.tokenizer import save_tokenizer, train_tokenizer
@@ -38,3 +46,32 @@ def chat_tokenizer(bpe_dir):
     from shadowkv_engine.model.tokenizer import Tokenizer
 
     return Tokenizer.from_pretrained(bpe_dir)
+
+
+def _fixed_text(template: str) -> str:
+    """The longest stretch of a template without a slot: what any rendering of it contains."""
+    return max(re.split(r"\{\w+\}", template), key=len).strip()
+
+
+HELDOUT_MARKERS = ([_fixed_text(x) for x in HELDOUT.instructions + HELDOUT.needles + HELDOUT.questions]
+                   + list(FILLERS["weather"].unit(random.Random(0), i) for i in range(5))
+                   + ["[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | "]
+                   + [f" {attribute}" for attribute, _ in HELDOUT.attributes])
+HELDOUT_WORDS = set(words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES)
+
+
+@pytest.fixture(scope="session")
+def heldout_material():
+    """text -> the held-out markers and words it contains (training text must contain none)."""
+    assert all(len(m) >= 3 for m in HELDOUT_MARKERS)
+
+    def found(text: str) -> list[str]:
+        return ([m for m in HELDOUT_MARKERS if m in text]
+                + sorted(HELDOUT_WORDS & set(re.findall(r"[A-Za-z]+", text))))
+    return found
+
+
+@pytest.fixture(scope="session")
+def fixed_text():
+    """template -> the longest stretch of it without a slot."""
+    return _fixed_text

@@ -17,16 +17,16 @@ CLASSIC_SAMPLES = 10
 HELDOUT_TASK = "passkey"
 HELDOUT_LENGTH = 4096
 HELDOUT_SAMPLES = 20
-# Recorded on the CPU, 2026-11-30 (docs/accuracy.md), model retrained 2026-11-30 (32K curriculum):
+# Recorded on the CPU, 2026-12-01 (docs/accuracy.md), the shipped model (continued on made-up
+# layouts, 2026-12-01):
 # - classic, 2K, answer prefix supplied: full attention 100% on each task; ShadowKV with
-#   SHADOWKV_CLASSIC (budget 1/4 of the context) 100% on each. At budget 128 (1/16) this model
-#   drops to passkey 70% and niah_multikey 10% (the old 8K model: 100 / 80 / 80%), and in the
-#   free mode at budget 512 niah_single drops to 50%: docs/accuracy.md.
+#   SHADOWKV_CLASSIC (budget 1/4 of the context) 100% on each.
 # - held-out passkey, 4K, free answers (the model writes the whole answer, as a user's request
-#   has it): full attention 45% (the previous model: 0%); ShadowKV at the engine's defaults 45%.
-#   With the answer prefix supplied: 60% / 50% (not run here, to keep the test near 2 minutes).
+#   has it): full attention 65% (the first retrained model 45%, the 8K model before it 0%);
+#   ShadowKV at the engine's defaults 60%. With the answer prefix supplied: 65% / 60% (not run
+#   here, to keep the test near 2 minutes).
 FULL_ATTENTION_FLOOR = 0.9
-HELDOUT_FLOOR = 0.3
+HELDOUT_FLOOR = 0.5
 MARGIN = 0.2  # ShadowKV may lose at most this much accuracy per cell against full attention
 SHADOWKV_CLASSIC = {"sparse_budget": 512, "outlier_chunks": 12, "local_chunks": 4,
                     "min_context_len": 1024}

@@ -9,7 +9,7 @@ import pytest
 from shadowkv_engine.eval import words
 from shadowkv_engine.eval.fillers import CATEGORIES, FILLERS
 from shadowkv_engine.eval.haystack import Haystack
-from shadowkv_engine.eval.layouts import HELDOUT, SPLITS, TRAIN, check_pools
+from shadowkv_engine.eval.layouts import SPLITS, TRAIN, check_pools
 from shadowkv_engine.eval.scoring import is_correct
 from shadowkv_engine.eval.tasks import EVAL_SEED_OFFSET, KEY, LAYOUT_TASKS, make_sample
 from training.documents import conversation
@@ -84,31 +84,13 @@ def test_classic_only_tasks_have_no_split(byte_tokenizer):
         make_sample("passkey", byte_tokenizer, 2048, EVAL_SEED_OFFSET, "test")
 
 
-def _fixed_text(template: str) -> str:
-    """The longest stretch of a template without a slot: what any rendering of it contains."""
-    return max(re.split(r"\{\w+\}", template), key=len).strip()
-
-
-HELDOUT_MARKERS = ([_fixed_text(x) for x in HELDOUT.instructions + HELDOUT.needles + HELDOUT.questions]
-                   + list(FILLERS["weather"].unit(random.Random(0), i) for i in range(5))
-                   + ["[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | "]
-                   + [f" {attribute}" for attribute, _ in HELDOUT.attributes])
-HELDOUT_WORDS = set(words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES)
-
-
-def heldout_material(text: str) -> list[str]:
-    return ([m for m in HELDOUT_MARKERS if m in text]
-            + sorted(HELDOUT_WORDS & set(re.findall(r"[A-Za-z]+", text))))
-
-
-def test_heldout_samples_are_recognised_as_such(byte_tokenizer):
+def test_heldout_samples_are_recognised_as_such(byte_tokenizer, heldout_material):
     for i in range(10):
         sample = make_sample("niah_single", byte_tokenizer, 1024, EVAL_SEED_OFFSET + i, "heldout")
         assert heldout_material(sample.prompt)
 
 
-def test_training_text_never_contains_heldout_material():
-    assert all(len(m) >= 3 for m in HELDOUT_MARKERS)
+def test_training_text_never_contains_heldout_material(heldout_material):
     for i in range(300):
         label = f"test/heldout/{i}"
         rng = random.Random(label)
@@ -116,7 +98,7 @@ def test_training_text_never_contains_heldout_material():
         assert not heldout_material(text), (i, heldout_material(text))
 
 
-def test_training_draws_every_train_pool():
+def test_training_draws_every_train_pool(fixed_text):
     """The train pools are all used: a template nothing draws would be held out by accident."""
     texts = []
     for i in range(300):
@@ -125,4 +107,4 @@ def test_training_draws_every_train_pool():
         texts.append(conversation(rng, label, 4096).render(rng.randint(20, 60))[0])
     text = "\n".join(texts)
     for template in TRAIN.instructions + TRAIN.needles + TRAIN.questions:
-        assert _fixed_text(template) in text, template
+        assert fixed_text(template) in text, template

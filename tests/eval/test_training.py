@@ -123,7 +123,7 @@ def test_smoke_run_trains_resumes_exports_and_evaluates(tmp_path):
     from training.train_long_context import main
 
     out = tmp_path / "model"
-    command = ["--smoke", "--out", str(out), "--log", str(tmp_path / "log"), "--state",
+    command = ["--smoke", "--out", str(out), "--log-file", str(tmp_path / "log"), "--state",
                str(tmp_path / "state.pt"), "--eval-output", str(tmp_path / "eval.json"),
                "--spectra-output", str(tmp_path / "spectra.json")]
     main(command + ["--stop-after", "1e-9"])  # one step, then the state is saved and it stops
@@ -145,6 +145,19 @@ def test_smoke_run_trains_resumes_exports_and_evaluates(tmp_path):
     assert spectra["niah_single_prose"]["layers"][0]["pre_rope"]["dim"] == 32
     assert "trained:" in (tmp_path / "log").read_text()
 
+    # Continuing from the export: its weights and tokenizer, a new run on top, both summaries kept.
+    from training.train_long_context import initial_weights
+
+    again = tmp_path / "continued"
+    main(["--smoke", "--out", str(again), "--init-from", str(out), "--max-steps", "3",
+          "--log-file", str(tmp_path / "log2")])
+    assert "continuing from" in (tmp_path / "log2").read_text()
+    assert (again / "tokenizer.json").read_text() == (out / "tokenizer.json").read_text()
+    summary = json.loads((again / "config.json").read_text())["shadowkv_training"]
+    assert summary["steps"] == 3 and [run["steps"] for run in summary["continued_from"]] == [12]
+    first, second = initial_weights(str(out)), initial_weights(str(again))
+    assert first.keys() == second.keys() and any(not first[k].equal(second[k]) for k in first)
+
 
 @pytest.mark.slow
 def test_two_data_parallel_ranks_train_resume_and_export_once(tmp_path):
@@ -153,7 +166,7 @@ def test_two_data_parallel_ranks_train_resume_and_export_once(tmp_path):
     out = tmp_path / "model"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
                "2", "-m", "training.train_long_context", "--smoke", "--out", str(out),
-               "--state", str(tmp_path / "state.pt")]
+               "--state", str(tmp_path / "state.pt"), "--log-file", str(tmp_path / "log")]
     root = Path(__file__).resolve().parents[2]
     first = subprocess.run(command + ["--stop-after", "1e-9"], cwd=root, capture_output=True,
                            text=True, timeout=300)
@@ -164,3 +177,4 @@ def test_two_data_parallel_ranks_train_resume_and_export_once(tmp_path):
     assert second.stdout.count("resumed from") == 1 and second.stdout.count("trained:") == 1
     training = json.loads((out / "config.json").read_text())["shadowkv_training"]
     assert training["gpus"] == 2 and training["steps"] == 12
+    assert (tmp_path / "log").read_text().count("trained:") == 1  # rank 0 alone writes the log

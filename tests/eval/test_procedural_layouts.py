@@ -1,0 +1,63 @@
+"""Procedural training layouts: well-formed templates, fillers with no key-shaped token, units that
+do not depend on how many are taken, and no held-out material (test_layouts.py checks the whole
+training stream; this checks the made-up parts alone, many more of them)."""
+import random
+import re
+from string import Formatter
+
+import pytest
+
+from shadowkv_engine.eval.layouts import HELDOUT, needle_sentence, question_text
+from shadowkv_engine.eval.tasks import KEY
+from training import procedural_layouts as procedural
+from training.procedural_layouts import FILLER_FORMATS, ProceduralFiller
+
+
+def slots(template: str) -> set[str]:
+    return {name for _, name, _, _ in Formatter().parse(template) if name}
+
+
+def test_templates_use_only_the_needle_and_question_slots():
+    rng = random.Random(0)
+    for _ in range(500):
+        needle, question = procedural.needle_template(rng), procedural.question_template(rng)
+        assert {"value"} <= slots(needle) <= {"subject", "Subject", "value"}
+        assert slots(question) and slots(question) <= {"subject", "Subject"}
+        sentence = needle_sentence(needle, "the pass key", "4821")
+        assert "4821" in sentence and "pass key" in sentence and not sentence[0].islower()
+        assert question_text(question, "the pass key")[0].isupper()
+
+
+def test_many_surface_forms_are_made():
+    rng = random.Random(1)
+    assert len({procedural.needle_template(rng) for _ in range(2000)}) > 500
+    assert len({procedural.question_template(rng) for _ in range(2000)}) > 150
+    formats = {ProceduralFiller(str(i)).format for i in range(200)}
+    assert formats == set(FILLER_FORMATS)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fillers_hold_no_key_shaped_token_and_grow_by_prefix(seed):
+    filler = ProceduralFiller(f"test/{seed}")
+    short = list(filler.units(50))
+    text = filler.separator.join(filler.units(400))
+    assert filler.units(50) == short
+    assert all(len(token) < 4 for token in re.findall(KEY, text)), (filler.format, text[:300])
+
+
+def test_made_up_parts_hold_no_heldout_material(heldout_material):
+    rng = random.Random(2)
+    texts = [procedural.needle_template(rng) + " " + procedural.question_template(rng) + " "
+             + procedural.instruction(rng) for _ in range(3000)]
+    texts += [ProceduralFiller(f"heldout-check/{i}").separator.join(
+        ProceduralFiller(f"heldout-check/{i}").units(200)) for i in range(200)]
+    texts.append(" ".join(procedural.MADE_UP + procedural.MADE_UP_NAMES))
+    for text in texts:
+        assert not heldout_material(text), heldout_material(text)
+
+
+def test_training_pools_extend_the_train_pools_and_stay_out_of_the_heldout_ones():
+    pools = procedural.TRAINING_POOLS
+    for field in ("key_adjectives", "key_nouns", "names", "attributes"):
+        assert not set(getattr(pools, field)) & set(getattr(HELDOUT, field)), field
+    assert len(pools.names) > 300 and len(pools.attributes) > 10

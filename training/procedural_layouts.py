@@ -1,0 +1,265 @@
+"""Procedural layouts: surface forms made up per conversation, so training reads thousands of them.
+
+The train pools of shadowkv_engine/eval/layouts.py hold a few dozen fixed templates and seven
+filler sources. A model trained on those alone learns *them*: the first retrained model scored
+60-85% on train layouts and 24-52% on held-out ones at 8K (docs/accuracy.md). What a user varies
+is open-ended, so training here composes each piece from parts instead:
+- needle sentences: an optional lead-in, one of many ways to state "subject is value", an
+  optional tail;
+- questions: an optional lead-in, a request for the subject, an optional tail;
+- instructions: an opening sentence and a task sentence, each optional;
+- fillers: a format drawn per conversation (a refrain of random sentences, grammar prose, a list
+  with its own bullet, fields and separators, code- or config-like lines, a chat transcript);
+- names and magic-number keys: besides the train words, made-up words built from syllables.
+
+Nothing here may produce held-out material: none of the held-out templates' fixed text, filler
+markers (' | ', '[INFO]', '{"name": ', ...) or words (tests/eval/test_layouts.py checks the
+training stream). Made-up words that happen to be held-out words are skipped, which is the only
+use of the held-out word list here. Numbers in fillers stay below 1000 and no filler token mixes
+letters and digits, so a needle's value stays the only key-shaped token of a context.
+"""
+import random
+from collections.abc import Callable
+from dataclasses import replace
+
+from shadowkv_engine.eval import words
+from shadowkv_engine.eval.fillers import prose_sentence
+from shadowkv_engine.eval.layouts import TRAIN, Pools
+
+# -- made-up words ------------------------------------------------------------------------------
+_SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "bel", "cor", "fen",
+              "gal", "hil", "jor", "lin", "mar", "nor", "pel", "quin", "ros", "sel", "tor", "val",
+              "wen", "yor", "zan", "bri", "dru", "ek", "om", "sta", "tri", "ul", "vo", "xi", "ze")
+_HELDOUT_WORDS = {w.lower() for w in words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES}
+
+
+def made_up_words(count: int, seed: str) -> tuple[str, ...]:
+    """`count` distinct lowercase words of 2-3 syllables, none of them a held-out word."""
+    rng, found = random.Random(seed), {}
+    while len(found) < count:
+        word = "".join(rng.choices(_SYLLABLES, k=rng.randint(2, 3)))
+        if word not in _HELDOUT_WORDS:
+            found[word] = None
+    return tuple(found)
+
+
+MADE_UP = made_up_words(600, "procedural/words")
+MADE_UP_NAMES = tuple(w.capitalize() for w in made_up_words(300, "procedural/names"))
+EXTRA_ATTRIBUTES = (("seat number", "digits"), ("account number", "digits"),
+                    ("order number", "digits"), ("gate code", "alnum"), ("voucher code", "alnum"),
+                    ("phone extension", "digits"), ("house number", "digits"),
+                    ("serial number", "alnum"), ("student number", "digits"),
+                    ("tracking code", "alnum"), ("bus number", "digits"), ("door code", "digits"))
+
+# The train pools with more names, keys and attributes: draw_fact() takes them as they are.
+TRAINING_POOLS: Pools = replace(
+    TRAIN, name="train+procedural", key_adjectives=TRAIN.key_adjectives + MADE_UP[:300],
+    key_nouns=TRAIN.key_nouns + MADE_UP[300:], names=TRAIN.names + MADE_UP_NAMES,
+    attributes=TRAIN.attributes + EXTRA_ATTRIBUTES)
+
+# -- needles ------------------------------------------------------------------------------------
+_NEEDLE_LEADS = ("Note", "Please note", "Remember", "Reminder", "Attention", "Heads up", "FYI",
+                 "Listen", "One more thing", "Also", "Update", "Fact", "Hint", "Secret", "Memo",
+                 "Do not forget", "Write this down", "PS", "Tip", "Info", "Careful", "Good to know")
+_LEAD_MARKS = (": ", " - ", ", ", "! ", " -- ")
+_STATEMENTS = (
+    "{subject} is {value}", "{subject} is set to {value}", "{subject} equals {value}",
+    "{subject}: {value}", "{subject} was {value}", "{value} is {subject}", "{subject} reads {value}",
+    "the value of {subject} is {value}", "{subject} has been changed to {value}",
+    "I set {subject} to {value}", "use {value} as {subject}", "{subject} -> {value}",
+    "{subject} will be {value}", "{subject} happens to be {value}", "{subject} turned out to be {value}",
+    "the answer for {subject} is {value}", "{subject} is exactly {value}", "{subject} is now {value}",
+    "we agreed that {subject} is {value}", "they told me {subject} is {value}",
+    "{value} - that is {subject}", "{subject}, written down here, is {value}",
+    "the one to remember: {subject} is {value}", "{subject} is {value} (do not lose it)",
+)
+_NEEDLE_TAILS = ("Remember it.", "Don't lose it.", "It will be asked about.", "Repeat: {value}.",
+                 "Once more, {value}.", "That is all.", "Do not share it.", "Keep it safe.",
+                 "Again: {subject} is {value}.")
+
+
+def _sentence_case(template: str) -> str:
+    """Capitalise a template's first letter, or its first slot ({subject} -> {Subject})."""
+    if template.startswith("{subject}"):
+        return "{Subject}" + template[len("{subject}"):]
+    return template[:1].upper() + template[1:]
+
+
+def needle_template(rng: random.Random) -> str:
+    """A needle sentence template with the slots of layouts.needle_sentence()."""
+    statement = rng.choice(_STATEMENTS)
+    if rng.random() < 0.5:
+        mark = rng.choice(_LEAD_MARKS)
+        lead = rng.choice(_NEEDLE_LEADS)
+        statement = lead + mark + (_sentence_case(statement) if mark in (": ", "! ") else statement)
+    text = _sentence_case(statement) + rng.choice((".", ".", "!", ";"))
+    if rng.random() < 0.3:
+        text += " " + rng.choice(_NEEDLE_TAILS)
+    return text
+
+
+# -- questions ----------------------------------------------------------------------------------
+_QUESTION_LEADS = ("Quick question: ", "Now, ", "OK, ", "Based on the document, ", "Hey, ", "So, ",
+                   "Question: ", "Last thing: ", "Please answer: ", "From the context: ",
+                   "One question. ", "Alright. ")
+_REQUESTS = (
+    "what is {subject}?", "what's {subject}?", "tell me {subject}.", "give me {subject}.",
+    "{subject}?", "please provide {subject}.", "report {subject}.", "what value does {subject} have?",
+    "find {subject}.", "look up {subject}.", "what does the text say {subject} is?",
+    "write down {subject}.", "recall {subject}.", "what is {subject}, according to the document?",
+    "do you know {subject}?", "could you tell me {subject}?", "remind me of {subject}.",
+    "what is the value of {subject}?", "state {subject}.", "search the document for {subject}.",
+    "I am looking for {subject}.", "say {subject}.", "what did the document give as {subject}?",
+    "which one is {subject}?",
+)
+_QUESTION_TAILS = ("Thanks.", "Thank you!", "Be precise.", "Answer in one sentence.",
+                   "Quickly, please.", "It is somewhere in there.")
+
+
+def question_template(rng: random.Random) -> str:
+    """A question template with the slots of layouts.question_text()."""
+    request = rng.choice(_REQUESTS)
+    if rng.random() < 0.4:
+        lead = rng.choice(_QUESTION_LEADS)
+        request = lead + (_sentence_case(request) if lead.endswith((": ", ". ")) else request)
+    text = _sentence_case(request)
+    if rng.random() < 0.2:
+        text += " " + rng.choice(_QUESTION_TAILS)
+    return text
+
+
+# -- instructions -------------------------------------------------------------------------------
+_OPENINGS = ("Here is a document.", "Below is a long text.", "The following is a file.",
+             "Read this.", "You will see a long passage.", "Take a look at the text below.",
+             "This is a long record.", "Some text follows.", "I pasted a file below.",
+             "Go through this document.")
+_TASKS = ("A question about it comes at the end.", "It hides a few facts.",
+          "Somewhere inside there is a value you will need.", "Answer from it alone.",
+          "Most of it is filler.", "Remember the facts you find.", "Look for numbers and codes.",
+          "Then answer me.")
+
+
+def instruction(rng: random.Random) -> str:
+    parts = [rng.choice(_OPENINGS)] if rng.random() < 0.8 else []
+    if not parts or rng.random() < 0.7:
+        parts.append(rng.choice(_TASKS))
+    return " ".join(parts)
+
+
+# -- fillers ------------------------------------------------------------------------------------
+_PREPOSITIONS = ("near", "under", "behind", "beside", "over", "inside", "past", "around")
+_VERBS_PAST = ("saw", "found", "moved", "painted", "carried", "sold", "bought", "cleaned", "lost")
+
+
+def _grammar_sentence(rng: random.Random, vocabulary: tuple[tuple[str, ...], ...]) -> str:
+    adjectives, nouns, names = vocabulary
+
+    def phrase() -> str:
+        if rng.random() < 0.25:
+            return rng.choice(names)
+        article = rng.choice(("the", "a", "every", "one"))
+        return f"{article} {rng.choice(adjectives)} {rng.choice(nouns)}" if rng.random() < 0.6 \
+            else f"{article} {rng.choice(nouns)}"
+
+    shape = rng.randrange(4)
+    if shape == 0:
+        text = f"{phrase()} {rng.choice(_VERBS_PAST)} {phrase()}"
+    elif shape == 1:
+        text = f"{phrase()} was {rng.choice(adjectives)}"
+    elif shape == 2:
+        text = f"{phrase()} {rng.choice(_VERBS_PAST)} {phrase()} {rng.choice(_PREPOSITIONS)} {phrase()}"
+    else:
+        text = f"{phrase()} and {phrase()} stayed {rng.choice(_PREPOSITIONS)} {phrase()}"
+    if rng.random() < 0.2:
+        text += f" {rng.randint(2, 999)} times"
+    return text[:1].upper() + text[1:] + rng.choice(".....!?")
+
+
+_VOCABULARY = (tuple(words.ADJECTIVES), tuple(words.NOUNS), tuple(words.NAMES) + MADE_UP_NAMES[:50])
+_BULLETS = ("- ", "* ", "+ ", "> ", "", "# ", "{i}. ", "{i}) ", "({i}) ", "[x] ", "~ ")
+_FIELD_SEPARATORS = (": ", ", ", " - ", "; ", " / ", "\t", " -> ", " :: ")
+
+
+def _field(rng: random.Random, kind: str) -> str:
+    if kind == "number":
+        return str(rng.randint(0, 999))
+    if kind == "name":
+        return rng.choice(_VOCABULARY[2])
+    if kind == "adjective":
+        return rng.choice(words.ADJECTIVES)
+    if kind == "made-up":
+        return rng.choice(MADE_UP)
+    return rng.choice(words.NOUNS)
+
+
+def _list_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
+    bullet = rng.choice(_BULLETS)
+    separator = rng.choice(_FIELD_SEPARATORS)
+    fields = [rng.choice(("noun", "number", "name", "adjective", "made-up"))
+              for _ in range(rng.randint(1, 4))]
+    def unit(r: random.Random, i: int) -> str:
+        return bullet.format(i=i % 1000) + separator.join(_field(r, kind) for kind in fields)
+    return unit, "\n"
+
+
+def _identifier(rng: random.Random) -> str:
+    parts = rng.sample(words.NOUNS, rng.randint(1, 2))
+    return "_".join(parts) if rng.random() < 0.7 else parts[0] + "".join(p.capitalize() for p in parts[1:])
+
+
+_CODE_STYLES = (
+    lambda r: f"{_identifier(r)} = {r.randint(0, 999)}",
+    lambda r: f"    {_identifier(r)}: {r.choice(words.NOUNS)}",
+    lambda r: f"{r.choice(words.NAMES)},{r.choice(words.NOUNS)},{r.randint(0, 999)}",
+    lambda r: f"<{(tag := r.choice(words.NOUNS))}>{r.choice(words.ADJECTIVES)}</{tag}>",
+    lambda r: f"INSERT INTO {r.choice(words.NOUNS)} VALUES ({r.randint(0, 999)}, '{r.choice(words.NOUNS)}');",
+    lambda r: f"{_identifier(r)}.{r.choice(('get', 'set', 'add', 'pop', 'run'))}({r.randint(0, 999)})",
+    lambda r: f"$ {r.choice(('cp', 'mv', 'ls', 'cat', 'grep'))} {r.choice(words.NOUNS)} -{r.choice('abcdefg')}",
+    lambda r: f"int {_identifier(r)} = {r.randint(0, 999)};",
+    lambda r: f"{r.choice(words.NOUNS).upper()} {r.choice(('ok', 'failed', 'skipped', 'done'))} after {r.randint(1, 999)} ms",
+    lambda r: f'{{"{r.choice(words.NOUNS)}": "{r.choice(words.ADJECTIVES)}", "{r.choice(words.NOUNS)}": {r.randint(0, 999)}}}',
+)
+
+
+def _code_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
+    styles = rng.sample(_CODE_STYLES, rng.randint(1, 3))
+    return (lambda r, i: r.choice(styles)(r)), "\n"
+
+
+def _refrain_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
+    refrain = [_grammar_sentence(rng, _VOCABULARY) for _ in range(rng.randint(2, 7))]
+    return (lambda r, i: refrain[i % len(refrain)]), " "
+
+
+def _prose_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
+    if rng.random() < 0.3:
+        return (lambda r, i: prose_sentence(r)), " "
+    separator = rng.choice((" ", " ", "\n"))
+    return (lambda r, i: _grammar_sentence(r, _VOCABULARY)), separator
+
+
+def _chat_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
+    speakers = rng.sample(_VOCABULARY[2], rng.randint(2, 4))
+    mark = rng.choice((": ", " said: ", " > ", " - "))
+    return (lambda r, i: f"{speakers[i % len(speakers)]}{mark}{_grammar_sentence(r, _VOCABULARY)}"), "\n"
+
+
+FILLER_FORMATS = {"refrain": _refrain_filler, "prose": _prose_filler, "list": _list_filler,
+                  "code": _code_filler, "chat": _chat_filler}
+
+
+class ProceduralFiller:
+    """A filler of a format drawn from `seed`; `units(n)` is always a prefix of `units(n + 1)`
+    (the length search of training/documents.py relies on it), like eval.haystack.Haystack."""
+
+    def __init__(self, seed: str):
+        rng = random.Random(f"procedural-filler/{seed}")
+        self.format = rng.choice(list(FILLER_FORMATS))
+        self._unit, self.separator = FILLER_FORMATS[self.format](rng)
+        self._rng = rng
+        self._units: list[str] = []
+
+    def units(self, n: int) -> list[str]:
+        while len(self._units) < n:
+            self._units.append(self._unit(self._rng, len(self._units)))
+        return self._units[:n]
