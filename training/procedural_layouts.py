@@ -148,24 +148,23 @@ def instruction(rng: random.Random) -> str:
 
 # -- fillers ------------------------------------------------------------------------------------
 _PREPOSITIONS = ("near", "under", "behind", "beside", "over", "inside", "past", "around")
+_FILLER_NAMES = tuple(words.NAMES) + MADE_UP_NAMES[:50]  # who appears in filler sentences
 _VERBS_PAST = ("saw", "found", "moved", "painted", "carried", "sold", "bought", "cleaned", "lost")
 
 
-def _grammar_sentence(rng: random.Random, vocabulary: tuple[tuple[str, ...], ...]) -> str:
-    adjectives, nouns, names = vocabulary
-
+def _grammar_sentence(rng: random.Random) -> str:
     def phrase() -> str:
         if rng.random() < 0.25:
-            return rng.choice(names)
+            return rng.choice(_FILLER_NAMES)
         article = rng.choice(("the", "a", "every", "one"))
-        return f"{article} {rng.choice(adjectives)} {rng.choice(nouns)}" if rng.random() < 0.6 \
-            else f"{article} {rng.choice(nouns)}"
+        return f"{article} {rng.choice(words.ADJECTIVES)} {rng.choice(words.NOUNS)}" if rng.random() < 0.6 \
+            else f"{article} {rng.choice(words.NOUNS)}"
 
     shape = rng.randrange(4)
     if shape == 0:
         text = f"{phrase()} {rng.choice(_VERBS_PAST)} {phrase()}"
     elif shape == 1:
-        text = f"{phrase()} was {rng.choice(adjectives)}"
+        text = f"{phrase()} was {rng.choice(words.ADJECTIVES)}"
     elif shape == 2:
         text = f"{phrase()} {rng.choice(_VERBS_PAST)} {phrase()} {rng.choice(_PREPOSITIONS)} {phrase()}"
     else:
@@ -175,7 +174,6 @@ def _grammar_sentence(rng: random.Random, vocabulary: tuple[tuple[str, ...], ...
     return text[:1].upper() + text[1:] + rng.choice(".....!?")
 
 
-_VOCABULARY = (tuple(words.ADJECTIVES), tuple(words.NOUNS), tuple(words.NAMES) + MADE_UP_NAMES[:50])
 _BULLETS = ("- ", "* ", "+ ", "> ", "", "# ", "{i}. ", "{i}) ", "({i}) ", "[x] ", "~ ")
 _FIELD_SEPARATORS = (": ", ", ", " - ", "; ", " / ", "\t", " -> ", " :: ")
 
@@ -184,7 +182,7 @@ def _field(rng: random.Random, kind: str) -> str:
     if kind == "number":
         return str(rng.randint(0, 999))
     if kind == "name":
-        return rng.choice(_VOCABULARY[2])
+        return rng.choice(_FILLER_NAMES)
     if kind == "adjective":
         return rng.choice(words.ADJECTIVES)
     if kind == "made-up":
@@ -227,7 +225,7 @@ def _code_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str
 
 
 def _refrain_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    refrain = [_grammar_sentence(rng, _VOCABULARY) for _ in range(rng.randint(2, 7))]
+    refrain = [_grammar_sentence(rng) for _ in range(rng.randint(2, 7))]
     return (lambda r, i: refrain[i % len(refrain)]), " "
 
 
@@ -235,13 +233,13 @@ def _prose_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], st
     if rng.random() < 0.3:
         return (lambda r, i: prose_sentence(r)), " "
     separator = rng.choice((" ", " ", "\n"))
-    return (lambda r, i: _grammar_sentence(r, _VOCABULARY)), separator
+    return (lambda r, i: _grammar_sentence(r)), separator
 
 
 def _chat_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    speakers = rng.sample(_VOCABULARY[2], rng.randint(2, 4))
+    speakers = rng.sample(_FILLER_NAMES, rng.randint(2, 4))
     mark = rng.choice((": ", " said: ", " > ", " - "))
-    return (lambda r, i: f"{speakers[i % len(speakers)]}{mark}{_grammar_sentence(r, _VOCABULARY)}"), "\n"
+    return (lambda r, i: f"{speakers[i % len(speakers)]}{mark}{_grammar_sentence(r)}"), "\n"
 
 
 FILLER_FORMATS = {"refrain": _refrain_filler, "prose": _prose_filler, "list": _list_filler,
