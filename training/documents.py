@@ -30,7 +30,7 @@ from .tokenizer import END_OF_TEXT_ID
 
 # Shares of the training stream. The classic kinds keep the classic layouts (the README's example)
 # exact; most sequences vary the layout.
-MIX = {"eval_shaped": 0.1, "multi_fact": 0.2, "layout": 0.7}
+MIX = {"eval_shaped": 0.1, "multi_fact": 0.15, "layout": 0.75}
 
 EVAL_SHAPED_WEIGHTS = {"passkey": 3, "niah_single": 3, "niah_single_prose": 2, "niah_multikey": 2,
                        "niah_multikey_needle": 2, "niah_multivalue": 1, "niah_multiquery": 1,

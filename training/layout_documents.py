@@ -27,7 +27,7 @@ from .conversation import Conversation, Turn
 MAX_FACTS = 12
 TOKENS_PER_FACT = 384  # at most one fact per this many tokens: short contexts hold few
 UNNAMED_RATE = 0.4  # chance that a fact is one of the unnamed kinds, while one is left
-PROCEDURAL_RATE = 0.6  # chance that a piece of the layout is made up rather than drawn from TRAIN
+PROCEDURAL_RATE = 0.75  # chance that a piece of the layout is made up rather than drawn from TRAIN
 
 
 def layout_conversation(rng: random.Random, label: str, length: int) -> Conversation:

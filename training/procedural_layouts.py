@@ -9,22 +9,27 @@ is open-ended, so training here composes each piece from parts instead:
 - questions: an optional lead-in, a request for the subject, an optional tail;
 - instructions: an opening sentence and a task sentence, each optional;
 - fillers: a format drawn per conversation (a refrain of random sentences, grammar prose, a list
-  with its own bullet, fields and separators, code- or config-like lines, a chat transcript);
-- names and magic-number keys: besides the train words, made-up words built from syllables.
+  with its own bullet, fields and separators, code- or config-like lines, a chat transcript, a
+  table with its own columns and separator, log lines, records of named fields);
+- names and magic-number keys: besides the train words, made-up words built from syllables, and
+  names spelled letter by letter;
+- people's attributes: a train noun and a suffix ("cabin number", "rocket tag").
 
 Nothing here may produce held-out material: none of the held-out templates' fixed text, filler
-markers (' | ', '[INFO]', '{"name": ', ...) or words (tests/eval/test_layouts.py checks the
-training stream). Made-up words that happen to be held-out words are skipped, which is the only
-use of the held-out word list here. Numbers in fillers stay below 1000 and no filler token mixes
-letters and digits, so a needle's value stays the only key-shaped token of a context.
+markers (' | ', '[INFO]', '{"name": ', ...), words or attributes (tests/eval/test_layouts.py
+checks the training stream). Made-up words and attributes that happen to be held-out ones are
+skipped, which is the only use of the held-out pools here. Numbers in fillers stay below 1000
+and no filler token mixes letters and digits, so a needle's value stays the only key-shaped token
+of a context.
 """
 import random
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
 from shadowkv_engine.eval import words
 from shadowkv_engine.eval.fillers import prose_sentence
-from shadowkv_engine.eval.layouts import TRAIN, Pools
+from shadowkv_engine.eval.layouts import HELDOUT, TRAIN, Pools
 
 # -- made-up words ------------------------------------------------------------------------------
 _SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "bel", "cor", "fen",
@@ -43,19 +48,62 @@ def made_up_words(count: int, seed: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+# Names spelled letter by letter, like names of many languages (the syllable words above all
+# share one small set of BPE pieces; a held-out name such as "Dmitri" or "Keiko" is spelled
+# unlike any of them, and the model garbled such names when it copied them into an answer).
+_ONSETS = ("B", "Br", "C", "Ch", "D", "Dr", "F", "G", "Gr", "H", "J", "K", "Kh", "L", "M", "N",
+           "P", "Pr", "R", "S", "Sh", "St", "T", "Th", "V", "W", "Y", "Z", "A", "E", "I", "O", "U")
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "ai", "ei", "ia", "ou", "y", "ee", "oa")
+_MIDDLES = ("b", "d", "g", "k", "l", "m", "n", "r", "s", "t", "v", "z", "ll", "nn", "rr", "nd",
+            "rt", "sk", "st", "mb", "lv", "rg", "sh", "th", "nk", "ld", "ng", "tt", "zz", "ch")
+_CODAS = ("", "", "", "n", "s", "r", "l", "m", "k", "th", "rd", "x", "sh", "h", "t", "d")
+
+
+def made_up_names(count: int, seed: str) -> tuple[str, ...]:
+    """`count` distinct capitalised names of 2-3 syllables spelled from letters, none held out."""
+    rng, found = random.Random(seed), {}
+    while len(found) < count:
+        name = rng.choice(_ONSETS) + rng.choice(_VOWELS)
+        for _ in range(rng.randint(1, 2)):
+            name += rng.choice(_MIDDLES) + rng.choice(_VOWELS)
+        name += rng.choice(_CODAS)
+        readable = not re.search(r"[aeiouy]{3}", name.lower()) and name[1] not in "Yy" + name[0].lower()
+        if readable and len(name) <= 10 and name.lower() not in _HELDOUT_WORDS:
+            found[name] = None
+    return tuple(found)
+
+
 MADE_UP = made_up_words(600, "procedural/words")
-MADE_UP_NAMES = tuple(w.capitalize() for w in made_up_words(300, "procedural/names"))
+MADE_UP_NAMES = (tuple(w.capitalize() for w in made_up_words(300, "procedural/names"))
+                 + made_up_names(500, "procedural/letter-names"))
 EXTRA_ATTRIBUTES = (("seat number", "digits"), ("account number", "digits"),
                     ("order number", "digits"), ("gate code", "alnum"), ("voucher code", "alnum"),
                     ("phone extension", "digits"), ("house number", "digits"),
                     ("serial number", "alnum"), ("student number", "digits"),
                     ("tracking code", "alnum"), ("bus number", "digits"), ("door code", "digits"))
+# What a made-up attribute is called after its noun ("cabin number", "bicycle tag") and the
+# format of its value.
+_ATTRIBUTE_SUFFIXES = (("number", "digits"), ("code", "alnum"), ("ID", "alnum"), ("PIN", "digits"),
+                       ("slot", "digits"), ("tag", "alnum"), ("key", "alnum"), ("spot", "digits"),
+                       ("reference", "alnum"), ("extension", "digits"), ("count", "digits"))
+_HELDOUT_ATTRIBUTES = {attribute for attribute, _ in HELDOUT.attributes}
+
+
+def made_up_attributes(count: int, seed: str) -> tuple[tuple[str, str], ...]:
+    """`count` distinct (attribute, value format) pairs: a train noun and a suffix."""
+    rng, found = random.Random(seed), {}
+    while len(found) < count:
+        suffix, value_format = rng.choice(_ATTRIBUTE_SUFFIXES)
+        attribute = f"{rng.choice(words.NOUNS)} {suffix}"
+        if attribute not in _HELDOUT_ATTRIBUTES:
+            found[attribute] = value_format
+    return tuple(found.items())
 
 # The train pools with more names, keys and attributes: draw_fact() takes them as they are.
 TRAINING_POOLS: Pools = replace(
     TRAIN, name="train+procedural", key_adjectives=TRAIN.key_adjectives + MADE_UP[:300],
     key_nouns=TRAIN.key_nouns + MADE_UP[300:], names=TRAIN.names + MADE_UP_NAMES,
-    attributes=TRAIN.attributes + EXTRA_ATTRIBUTES)
+    attributes=TRAIN.attributes + EXTRA_ATTRIBUTES + made_up_attributes(150, "procedural/attributes"))
 
 # -- needles ------------------------------------------------------------------------------------
 _NEEDLE_LEADS = ("Note", "Please note", "Remember", "Reminder", "Attention", "Heads up", "FYI",
@@ -242,8 +290,71 @@ def _chat_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str
     return (lambda r, i: f"{speakers[i % len(speakers)]}{mark}{_grammar_sentence(r)}"), "\n"
 
 
+_PLACES = tuple(w.capitalize() for w in MADE_UP[:80])
+_COLUMN_SEPARATORS = ("\t", ", ", "; ", "|", " || ", " / ", " : ", ",", " ; ", " # ")
+
+
+def _table_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
+    """Rows of 2-5 columns, maybe under a header and a rule, maybe padded into aligned columns.
+    (The held-out table's ' | ' is the one separator never used.)"""
+    kinds = [rng.choice(("name", "place", "number", "noun", "adjective", "made-up"))
+             for _ in range(rng.randint(2, 5))]
+    aligned = rng.random() < 0.3
+    separator = rng.choice(("  ", "\t", " ")) if aligned else rng.choice(_COLUMN_SEPARATORS)
+    width = rng.randint(8, 14)
+    header = [rng.choice(tuple(words.NOUNS) + MADE_UP[:100]) for _ in kinds]
+    if rng.random() < 0.5:
+        header = [h.upper() if rng.random() < 0.5 else h.capitalize() for h in header]
+    lead = 0 if rng.random() < 0.3 else 1 + (rng.random() < 0.5)  # no header, header, header + rule
+
+    def cell(r: random.Random, kind: str) -> str:
+        return r.choice(_PLACES) if kind == "place" else _field(r, kind)
+
+    def row(fields: list[str]) -> str:
+        return separator.join(f.ljust(width) if aligned else f for f in fields).rstrip()
+
+    def unit(r: random.Random, i: int) -> str:
+        if i == 0 and lead:
+            return row(header)
+        if i == 1 and lead == 2:
+            return row(["-" * (width if aligned else len(h)) for h in header])
+        return row([cell(r, kind) for kind in kinds])
+    return unit, "\n"
+
+
+_LEVELS = ("info", "INFO:", "warn", "WARNING", "E", "W", "I", "<notice>", "(ok)", "level=info",
+           "error:", "debug", "TRACE", "NOTE")
+_EVENTS = ("started", "stopped", "retrying", "connected", "queued", "finished", "timed out",
+           "skipped", "saved", "opened", "closed", "synced")
+
+
+def _log_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
+    """Log lines: a clock time or a counter, a level word, a subject and an event."""
+    levels = rng.sample(_LEVELS, rng.randint(1, 3))
+    clock = rng.choice(("{h:02d}:{m:02d}:{s:02d} ", "{h}:{m:02d} ", "t={n} ", "#{n} ", ""))
+
+    def unit(r: random.Random, i: int) -> str:
+        stamp = clock.format(h=r.randrange(24), m=r.randrange(60), s=r.randrange(60), n=i % 1000)
+        subject = r.choice(words.NOUNS) if r.random() < 0.7 else _identifier(r)
+        tail = f" in {r.randint(1, 999)} ms" if r.random() < 0.3 else ""
+        return f"{stamp}{r.choice(levels)} {subject} {r.choice(_EVENTS)}{tail}"
+    return unit, "\n"
+
+
+def _records_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
+    """Records of named fields, one a line: key=value pairs, 'key: value;' or a dict."""
+    keys = rng.sample(words.NOUNS, rng.randint(2, 4))
+    kinds = [rng.choice(("name", "number", "noun", "adjective", "made-up")) for _ in keys]
+    shape = rng.choice(("{k}={v}", "{k}: {v};", "{k}='{v}'", "'{k}': '{v}',", "({k} {v})"))
+
+    def unit(r: random.Random, i: int) -> str:
+        return " ".join(shape.format(k=k, v=_field(r, kind)) for k, kind in zip(keys, kinds))
+    return unit, "\n"
+
+
 FILLER_FORMATS = {"refrain": _refrain_filler, "prose": _prose_filler, "list": _list_filler,
-                  "code": _code_filler, "chat": _chat_filler}
+                  "code": _code_filler, "chat": _chat_filler, "table": _table_filler,
+                  "log": _log_filler, "records": _records_filler}
 
 
 class ProceduralFiller:

@@ -60,4 +60,12 @@ def test_training_pools_extend_the_train_pools_and_stay_out_of_the_heldout_ones(
     pools = procedural.TRAINING_POOLS
     for field in ("key_adjectives", "key_nouns", "names", "attributes"):
         assert not set(getattr(pools, field)) & set(getattr(HELDOUT, field)), field
-    assert len(pools.names) > 300 and len(pools.attributes) > 10
+    assert len(pools.names) > 700 and len(pools.attributes) > 150
+    assert not {attribute for attribute, _ in pools.attributes} & {a for a, _ in HELDOUT.attributes}
+
+
+def test_letter_names_are_distinct_readable_and_not_held_out():
+    names = procedural.made_up_names(2000, "test")
+    assert len(set(names)) == 2000 and all(n[0].isupper() and n[1:].islower() for n in names)
+    assert not any(re.search("[aeiouy]{3}", n.lower()) for n in names)
+    assert not {n.lower() for n in names} & {n.lower() for n in HELDOUT.names}
