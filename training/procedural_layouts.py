@@ -13,7 +13,9 @@ is open-ended, so training here composes each piece from parts instead:
   table with its own columns and separator, log lines, records of named fields);
 - names and magic-number keys: besides the train words, made-up words built from syllables, and
   names spelled letter by letter;
-- people's attributes: a train noun and a suffix ("cabin number", "rocket tag").
+- people's attributes: a train noun or a letter-spelled word, and a suffix ("cabin number",
+  "pechim tag");
+- questions may say where to look ("... in the passage above?").
 
 Nothing here may produce held-out material: none of the held-out templates' fixed text, filler
 markers (' | ', '[INFO]', '{"name": ', ...), words or attributes (tests/eval/test_layouts.py
@@ -67,7 +69,8 @@ def made_up_names(count: int, seed: str) -> tuple[str, ...]:
         for _ in range(rng.randint(1, 2)):
             name += rng.choice(_MIDDLES) + rng.choice(_VOWELS)
         name += rng.choice(_CODAS)
-        readable = not re.search(r"[aeiouy]{3}", name.lower()) and name[1] not in "Yy" + name[0].lower()
+        lower = name.lower()
+        readable = not re.search(r"[aeiouy]{3}", lower) and lower[1] not in ("y", lower[0])
         if readable and len(name) <= 10 and name.lower() not in _HELDOUT_WORDS:
             found[name] = None
     return tuple(found)
@@ -76,6 +79,11 @@ def made_up_names(count: int, seed: str) -> tuple[str, ...]:
 MADE_UP = made_up_words(600, "procedural/words")
 MADE_UP_NAMES = (tuple(w.capitalize() for w in made_up_words(300, "procedural/names"))
                  + made_up_names(500, "procedural/letter-names"))
+# Lowercase letter-spelled words for magic-number keys and attributes: an answer restates the
+# question's subject before the value, and a held-out key ("jaguar-spike") or attribute
+# ("parking spot") came back garbled into train words ("pocket re spot"); keys spelled unlike
+# any train word make the model copy what it reads rather than recall what it knows.
+LETTER_WORDS = tuple(n.lower() for n in made_up_names(800, "procedural/letter-words"))
 EXTRA_ATTRIBUTES = (("seat number", "digits"), ("account number", "digits"),
                     ("order number", "digits"), ("gate code", "alnum"), ("voucher code", "alnum"),
                     ("phone extension", "digits"), ("house number", "digits"),
@@ -90,20 +98,24 @@ _HELDOUT_ATTRIBUTES = {attribute for attribute, _ in HELDOUT.attributes}
 
 
 def made_up_attributes(count: int, seed: str) -> tuple[tuple[str, str], ...]:
-    """`count` distinct (attribute, value format) pairs: a train noun and a suffix."""
+    """`count` distinct (attribute, value format) pairs: a train noun or a letter-spelled word,
+    and a suffix."""
     rng, found = random.Random(seed), {}
     while len(found) < count:
         suffix, value_format = rng.choice(_ATTRIBUTE_SUFFIXES)
-        attribute = f"{rng.choice(words.NOUNS)} {suffix}"
+        noun = rng.choice(words.NOUNS) if rng.random() < 0.5 else rng.choice(LETTER_WORDS)
+        attribute = f"{noun} {suffix}"
         if attribute not in _HELDOUT_ATTRIBUTES:
             found[attribute] = value_format
     return tuple(found.items())
 
 # The train pools with more names, keys and attributes: draw_fact() takes them as they are.
 TRAINING_POOLS: Pools = replace(
-    TRAIN, name="train+procedural", key_adjectives=TRAIN.key_adjectives + MADE_UP[:300],
-    key_nouns=TRAIN.key_nouns + MADE_UP[300:], names=TRAIN.names + MADE_UP_NAMES,
-    attributes=TRAIN.attributes + EXTRA_ATTRIBUTES + made_up_attributes(150, "procedural/attributes"))
+    TRAIN, name="train+procedural",
+    key_adjectives=TRAIN.key_adjectives + MADE_UP[:300] + LETTER_WORDS[:400],
+    key_nouns=TRAIN.key_nouns + MADE_UP[300:] + LETTER_WORDS[400:],
+    names=TRAIN.names + MADE_UP_NAMES,
+    attributes=TRAIN.attributes + EXTRA_ATTRIBUTES + made_up_attributes(300, "procedural/attributes"))
 
 # -- needles ------------------------------------------------------------------------------------
 _NEEDLE_LEADS = ("Note", "Please note", "Remember", "Reminder", "Attention", "Heads up", "FYI",
@@ -164,9 +176,20 @@ _QUESTION_TAILS = ("Thanks.", "Thank you!", "Be precise.", "Answer in one senten
                    "Quickly, please.", "It is somewhere in there.")
 
 
+# Where to look, put before a request's final mark ("what is {subject} in the file above?"):
+# asked "in the text above", the model answered as the classic variable-tracking and
+# word-frequency tasks do ("According to the coded text above, ..."), the only train questions
+# that point "above".
+_PLACES_ASKED = ("in the document", "in the passage above", "mentioned above", "in the text",
+                 "from the file above", "in the context above", "given above", "in the notes",
+                 "written above", "in the record above", "in what you just read", "above")
+
+
 def question_template(rng: random.Random) -> str:
     """A question template with the slots of layouts.question_text()."""
     request = rng.choice(_REQUESTS)
+    if rng.random() < 0.3 and request.endswith(("?", ".")):
+        request = f"{request[:-1]} {rng.choice(_PLACES_ASKED)}{request[-1]}"
     if rng.random() < 0.4:
         lead = rng.choice(_QUESTION_LEADS)
         request = lead + (_sentence_case(request) if lead.endswith((": ", ". ")) else request)
@@ -290,7 +313,7 @@ def _chat_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str
     return (lambda r, i: f"{speakers[i % len(speakers)]}{mark}{_grammar_sentence(r)}"), "\n"
 
 
-_PLACES = tuple(w.capitalize() for w in MADE_UP[:80])
+_TOWNS = tuple(w.capitalize() for w in MADE_UP[:80])  # a table's place column
 _COLUMN_SEPARATORS = ("\t", ", ", "; ", "|", " || ", " / ", " : ", ",", " ; ", " # ")
 
 
@@ -308,7 +331,7 @@ def _table_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], st
     lead = 0 if rng.random() < 0.3 else 1 + (rng.random() < 0.5)  # no header, header, header + rule
 
     def cell(r: random.Random, kind: str) -> str:
-        return r.choice(_PLACES) if kind == "place" else _field(r, kind)
+        return r.choice(_TOWNS) if kind == "place" else _field(r, kind)
 
     def row(fields: list[str]) -> str:
         return separator.join(f.ljust(width) if aligned else f for f in fields).rstrip()

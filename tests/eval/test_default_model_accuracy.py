@@ -18,15 +18,15 @@ HELDOUT_TASK = "passkey"
 HELDOUT_LENGTH = 4096
 HELDOUT_SAMPLES = 20
 # Recorded on the CPU, 2026-12-01 (docs/accuracy.md), the shipped model (continued on made-up
-# layouts, 2026-12-01):
-# - classic, 2K, answer prefix supplied: full attention 100% on each task; ShadowKV with
-#   SHADOWKV_CLASSIC (budget 1/4 of the context) 100% on each.
+# layouts in five runs, 2026-12-01):
+# - classic, 2K, answer prefix supplied: full attention 100 / 100 / 90% (passkey, niah_single,
+#   niah_multikey); ShadowKV with SHADOWKV_CLASSIC (budget 1/4 of the context) the same.
 # - held-out passkey, 4K, free answers (the model writes the whole answer, as a user's request
-#   has it): full attention 65% (the first retrained model 45%, the 8K model before it 0%);
-#   ShadowKV at the engine's defaults 60%. With the answer prefix supplied: 65% / 60% (not run
-#   here, to keep the test near 2 minutes).
+#   has it): full attention 75% (the first continued model 65%, the first retrained model 45%,
+#   the 8K model before it 0%); ShadowKV at the engine's defaults 75%. With the answer prefix
+#   supplied: 75% / 75% (not run here, to keep the test near 2 minutes).
 FULL_ATTENTION_FLOOR = 0.9
-HELDOUT_FLOOR = 0.5
+HELDOUT_FLOOR = 0.6
 MARGIN = 0.2  # ShadowKV may lose at most this much accuracy per cell against full attention
 SHADOWKV_CLASSIC = {"sparse_budget": 512, "outlier_chunks": 12, "local_chunks": 4,
                     "min_context_len": 1024}
