@@ -40,14 +40,22 @@ _SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "b
 _HELDOUT_WORDS = {w.lower() for w in words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES}
 
 
-def made_up_words(count: int, seed: str) -> tuple[str, ...]:
-    """`count` distinct lowercase words of 2-3 syllables, none of them a held-out word."""
+def _distinct(count: int, seed: str, draw: Callable[[random.Random], object]) -> tuple:
+    """The first `count` distinct draws that are not None, from a generator seeded by `seed`."""
     rng, found = random.Random(seed), {}
     while len(found) < count:
-        word = "".join(rng.choices(_SYLLABLES, k=rng.randint(2, 3)))
-        if word not in _HELDOUT_WORDS:
-            found[word] = None
+        item = draw(rng)
+        if item is not None:
+            found[item] = None
     return tuple(found)
+
+
+def made_up_words(count: int, seed: str) -> tuple[str, ...]:
+    """`count` distinct lowercase words of 2-3 syllables, none of them a held-out word."""
+    def draw(rng: random.Random) -> str | None:
+        word = "".join(rng.choices(_SYLLABLES, k=rng.randint(2, 3)))
+        return None if word in _HELDOUT_WORDS else word
+    return _distinct(count, seed, draw)
 
 
 # Names spelled letter by letter, like names of many languages (the syllable words above all
@@ -63,17 +71,15 @@ _CODAS = ("", "", "", "n", "s", "r", "l", "m", "k", "th", "rd", "x", "sh", "h", 
 
 def made_up_names(count: int, seed: str) -> tuple[str, ...]:
     """`count` distinct capitalised names of 2-3 syllables spelled from letters, none held out."""
-    rng, found = random.Random(seed), {}
-    while len(found) < count:
+    def draw(rng: random.Random) -> str | None:
         name = rng.choice(_ONSETS) + rng.choice(_VOWELS)
         for _ in range(rng.randint(1, 2)):
             name += rng.choice(_MIDDLES) + rng.choice(_VOWELS)
         name += rng.choice(_CODAS)
         lower = name.lower()
         readable = not re.search(r"[aeiouy]{3}", lower) and lower[1] not in ("y", lower[0])
-        if readable and len(name) <= 10 and name.lower() not in _HELDOUT_WORDS:
-            found[name] = None
-    return tuple(found)
+        return name if readable and len(name) <= 10 and lower not in _HELDOUT_WORDS else None
+    return _distinct(count, seed, draw)
 
 
 MADE_UP = made_up_words(600, "procedural/words")
@@ -100,14 +106,12 @@ _HELDOUT_ATTRIBUTES = {attribute for attribute, _ in HELDOUT.attributes}
 def made_up_attributes(count: int, seed: str) -> tuple[tuple[str, str], ...]:
     """`count` distinct (attribute, value format) pairs: a train noun or a letter-spelled word,
     and a suffix."""
-    rng, found = random.Random(seed), {}
-    while len(found) < count:
+    def draw(rng: random.Random) -> tuple[str, str] | None:
         suffix, value_format = rng.choice(_ATTRIBUTE_SUFFIXES)
         noun = rng.choice(words.NOUNS) if rng.random() < 0.5 else rng.choice(LETTER_WORDS)
-        attribute = f"{noun} {suffix}"
-        if attribute not in _HELDOUT_ATTRIBUTES:
-            found[attribute] = value_format
-    return tuple(found.items())
+        attribute = f"{noun} {suffix}"  # the suffix fixes the format: one pair per attribute
+        return None if attribute in _HELDOUT_ATTRIBUTES else (attribute, value_format)
+    return _distinct(count, seed, draw)
 
 # The train pools with more names, keys and attributes: draw_fact() takes them as they are.
 TRAINING_POOLS: Pools = replace(
@@ -245,6 +249,8 @@ def _grammar_sentence(rng: random.Random) -> str:
     return text[:1].upper() + text[1:] + rng.choice(".....!?")
 
 
+_TOWNS = tuple(w.capitalize() for w in MADE_UP[:80])  # a table's place column
+_HEADER_WORDS = tuple(words.NOUNS) + MADE_UP[:100]  # a table's column names
 _BULLETS = ("- ", "* ", "+ ", "> ", "", "# ", "{i}. ", "{i}) ", "({i}) ", "[x] ", "~ ")
 _FIELD_SEPARATORS = (": ", ", ", " - ", "; ", " / ", "\t", " -> ", " :: ")
 
@@ -258,6 +264,8 @@ def _field(rng: random.Random, kind: str) -> str:
         return rng.choice(words.ADJECTIVES)
     if kind == "made-up":
         return rng.choice(MADE_UP)
+    if kind == "place":
+        return rng.choice(_TOWNS)
     return rng.choice(words.NOUNS)
 
 
@@ -313,7 +321,6 @@ def _chat_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str
     return (lambda r, i: f"{speakers[i % len(speakers)]}{mark}{_grammar_sentence(r)}"), "\n"
 
 
-_TOWNS = tuple(w.capitalize() for w in MADE_UP[:80])  # a table's place column
 _COLUMN_SEPARATORS = ("\t", ", ", "; ", "|", " || ", " / ", " : ", ",", " ; ", " # ")
 
 
@@ -325,13 +332,10 @@ def _table_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], st
     aligned = rng.random() < 0.3
     separator = rng.choice(("  ", "\t", " ")) if aligned else rng.choice(_COLUMN_SEPARATORS)
     width = rng.randint(8, 14)
-    header = [rng.choice(tuple(words.NOUNS) + MADE_UP[:100]) for _ in kinds]
+    header = [rng.choice(_HEADER_WORDS) for _ in kinds]
     if rng.random() < 0.5:
         header = [h.upper() if rng.random() < 0.5 else h.capitalize() for h in header]
     lead = 0 if rng.random() < 0.3 else 1 + (rng.random() < 0.5)  # no header, header, header + rule
-
-    def cell(r: random.Random, kind: str) -> str:
-        return r.choice(_TOWNS) if kind == "place" else _field(r, kind)
 
     def row(fields: list[str]) -> str:
         return separator.join(f.ljust(width) if aligned else f for f in fields).rstrip()
@@ -341,7 +345,7 @@ def _table_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], st
             return row(header)
         if i == 1 and lead == 2:
             return row(["-" * (width if aligned else len(h)) for h in header])
-        return row([cell(r, kind) for kind in kinds])
+        return row([_field(r, kind) for kind in kinds])
     return unit, "\n"
 
 
