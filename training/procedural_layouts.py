@@ -10,7 +10,8 @@ is open-ended, so training here composes each piece from parts instead:
 - instructions: an opening sentence and a task sentence, each optional;
 - fillers: a format drawn per conversation (a refrain of random sentences, grammar prose, a list
   with its own bullet, fields and separators, code- or config-like lines, a chat transcript, a
-  table with its own columns and separator, log lines, records of named fields);
+  table with its own columns and separator, log lines, records of named fields, number-dense
+  measurement lines);
 - names and magic-number keys: besides the train words, made-up words built from syllables, and
   names spelled letter by letter;
 - people's attributes: a train noun or a letter-spelled word, and a suffix ("cabin number",
@@ -368,6 +369,29 @@ def _log_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str]
     return unit, "\n"
 
 
+_METRIC_SHAPES = ("{k}={v}", "{k}: {v}", "{k} {v}%", "{k}={v}%", "{v} {k}", "{k} {v} ms",
+                  "{k} {v}/{w}", "{k} {v}.{d}", "{k}={v}.{d} s", "{k} +{v}", "{k} -{v}")
+_METRIC_JOINS = (" ", ", ", "  ", "; ", "\t", " :: ", " / ")
+
+
+def _metrics_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
+    """Number-dense lines: a few named measurements, each with small numbers (times, percentages,
+    counts, ratios), maybe after a clock time, so a long context is full of numbers that are not
+    the key (the held-out log lines, with times, percentages and worker numbers, were the filler
+    the model passed over worst)."""
+    names = [rng.choice(words.NOUNS) if rng.random() < 0.6 else _identifier(rng)
+             for _ in range(rng.randint(2, 5))]
+    shapes = [rng.choice(_METRIC_SHAPES) for _ in names]
+    join = rng.choice(_METRIC_JOINS)
+    clock = rng.choice(("{h:02d}:{m:02d}:{s:02d} ", "{h}:{m:02d} ", "{n}. ", "", ""))
+
+    def unit(r: random.Random, i: int) -> str:
+        stamp = clock.format(h=r.randrange(24), m=r.randrange(60), s=r.randrange(60), n=i % 1000)
+        return stamp + join.join(shape.format(k=k, v=r.randint(0, 999), w=r.randint(1, 999),
+                                              d=r.randint(0, 99)) for k, shape in zip(names, shapes))
+    return unit, "\n"
+
+
 def _records_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
     """Records of named fields, one a line: key=value pairs, 'key: value;' or a dict."""
     keys = rng.sample(words.NOUNS, rng.randint(2, 4))
@@ -381,7 +405,7 @@ def _records_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], 
 
 FILLER_FORMATS = {"refrain": _refrain_filler, "prose": _prose_filler, "list": _list_filler,
                   "code": _code_filler, "chat": _chat_filler, "table": _table_filler,
-                  "log": _log_filler, "records": _records_filler}
+                  "log": _log_filler, "records": _records_filler, "metrics": _metrics_filler}
 
 
 class ProceduralFiller:
