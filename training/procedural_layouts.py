@@ -137,7 +137,25 @@ _STATEMENTS = (
     "we agreed that {subject} is {value}", "they told me {subject} is {value}",
     "{value} - that is {subject}", "{subject}, written down here, is {value}",
     "the one to remember: {subject} is {value}", "{subject} is {value} (do not lose it)",
+    # symbols between subject and value, as in code and configs
+    "{subject} = {value}", "{subject} := {value}", "{subject} => {value}", "{subject} == {value}",
+    "{subject} <- {value}", "{subject} is: {value}",
 )
+# Clauses a needle can state after "that" ("Note that 4821 was the pass key."). The value comes
+# first in half of them: the first models found a value stated before its subject inside a
+# sentence on 4 of 33 held-out needles of that shape, against 9 of 10 for the others.
+_CLAUSES = (
+    "{value} is {subject}", "{value} was {subject}", "{value} stands for {subject}",
+    "{value} will be {subject}", "{value} serves as {subject}", "{value} counts as {subject}",
+    "{value} has become {subject}", "{value} is what {subject} is",
+    "{subject} is {value}", "{subject} was {value}", "{subject} has changed to {value}",
+    "{subject} stays {value}", "{subject} is still {value}", "{subject} became {value}",
+)
+_CLAUSE_LEADS = ("Note that", "Remember that", "Don't forget that", "Be aware that",
+                 "Just so you know,", "It turns out that", "I should mention that", "Notice that",
+                 "Recall that", "Someone said that", "It is true that", "Please remember that",
+                 "You should know that", "Write down that", "We learned that", "Mark that",
+                 "I was told that", "It seems that", "Trust me that", "Never forget that")
 _NEEDLE_TAILS = ("Remember it.", "Don't lose it.", "It will be asked about.", "Repeat: {value}.",
                  "Once more, {value}.", "That is all.", "Do not share it.", "Keep it safe.",
                  "Again: {subject} is {value}.")
@@ -153,7 +171,9 @@ def _sentence_case(template: str) -> str:
 def needle_template(rng: random.Random) -> str:
     """A needle sentence template with the slots of layouts.needle_sentence()."""
     statement = rng.choice(_STATEMENTS)
-    if rng.random() < 0.5:
+    if rng.random() < 0.25:
+        statement = f"{rng.choice(_CLAUSE_LEADS)} {rng.choice(_CLAUSES)}"
+    elif rng.random() < 0.5:
         mark = rng.choice(_LEAD_MARKS)
         lead = rng.choice(_NEEDLE_LEADS)
         statement = lead + mark + (_sentence_case(statement) if mark in (": ", "! ") else statement)
