@@ -18,7 +18,8 @@ is open-ended, so training here composes each piece from parts instead:
   "pechim tag");
 - questions may say where to look ("... in the passage above?").
 
-Nothing here may produce held-out material: none of the held-out templates' fixed text, filler
+Nothing here may produce held-out material (of the heldout or the blind split): none of the
+held-out templates' fixed text, filler
 markers (' | ', '[INFO]', '{"name": ', ...), words or attributes (tests/eval/test_layouts.py
 checks the training stream). Made-up words and attributes that happen to be held-out ones are
 skipped, which is the only use of the held-out pools here. Numbers in fillers stay below 1000
@@ -32,13 +33,14 @@ from dataclasses import replace
 
 from shadowkv_engine.eval import words
 from shadowkv_engine.eval.fillers import prose_sentence
-from shadowkv_engine.eval.layouts import HELDOUT, TRAIN, Pools
+from shadowkv_engine.eval.layouts import BLIND, HELDOUT, TRAIN, Pools
 
 # -- made-up words ------------------------------------------------------------------------------
 _SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "bel", "cor", "fen",
               "gal", "hil", "jor", "lin", "mar", "nor", "pel", "quin", "ros", "sel", "tor", "val",
               "wen", "yor", "zan", "bri", "dru", "ek", "om", "sta", "tri", "ul", "vo", "xi", "ze")
-_HELDOUT_WORDS = {w.lower() for w in words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES}
+_HELDOUT_WORDS = {w.lower() for w in words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES
+                  + words.BLIND_ADJECTIVES + words.BLIND_NOUNS + words.BLIND_NAMES}  # both held-out splits
 
 
 def _distinct(count: int, seed: str, draw: Callable[[random.Random], object]) -> tuple:
@@ -101,7 +103,7 @@ EXTRA_ATTRIBUTES = (("seat number", "digits"), ("account number", "digits"),
 _ATTRIBUTE_SUFFIXES = (("number", "digits"), ("code", "alnum"), ("ID", "alnum"), ("PIN", "digits"),
                        ("slot", "digits"), ("tag", "alnum"), ("key", "alnum"), ("spot", "digits"),
                        ("reference", "alnum"), ("extension", "digits"), ("count", "digits"))
-_HELDOUT_ATTRIBUTES = {attribute for attribute, _ in HELDOUT.attributes}
+_HELDOUT_ATTRIBUTES = {attribute for attribute, _ in HELDOUT.attributes + BLIND.attributes}
 
 
 def made_up_attributes(count: int, seed: str) -> tuple[tuple[str, str], ...]:

@@ -54,8 +54,9 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
                         f"with --split train or heldout, from and by default: {DEFAULT_LAYOUT_TASKS})")
     p.add_argument("--split", choices=SPLITS, default="classic",
                    help="prompt layouts: classic (each task's one fixed layout, as trained), train "
-                        "(varied, from the pools training draws from) or heldout (varied, from "
-                        "pools training never sees) (default: %(default)s)")
+                        "(varied, from the pools training draws from), heldout (varied, from "
+                        "pools training never sees) or blind (a second such split, never used to "
+                        "choose training data) (default: %(default)s)")
     p.add_argument("--answer-mode", choices=(*ANSWER_MODES, "both"), default="prefixed",
                    help="prefixed: the prompt ends with the answer's first words ('The pass key "
                         "is') and the model completes the value; free: the model writes the whole "

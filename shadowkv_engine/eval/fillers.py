@@ -147,6 +147,40 @@ def _json(rng: random.Random, i: int) -> str:
             f'"{rng.choice(words.HELDOUT_NOUNS)}", "count": {rng.randint(0, 999)}}},')
 
 
+# -- the blind split's sources (layouts.py), one of each category, over the blind words ----------
+BELL_SENTENCES = ("The bells ring at noon.", "Snow covers the quiet road.", "The boat rocks in the harbour.",
+                  "Someone whistles a tune.", "The lamp flickers twice.", "Leaves gather by the gate.")
+_NEWS_PATTERNS = (
+    "Local officials said the {adj} {noun} would reopen next week.",
+    "According to residents, {name} has repaired the {noun} behind the {noun2}.",
+    "The {adj} {noun} festival drew a crowd of {n} visitors on Sunday.",
+    "A spokesperson for {name} declined to comment on the {adj2} {noun2}.",
+    "Weather delayed the delivery of the {noun} by {n} minutes.",
+    "Critics called the new {noun} {adj}, while fans praised its {adj2} {noun2}.",
+)
+_CHANGELOG_PATTERNS = (
+    "* Fixed a {adj} {noun} crash on start-up (#{n})",
+    "* Added {noun2} export to the {noun} menu",
+    "* Renamed {noun} to {noun2} in the settings page",
+    "## {mm} release notes",
+    "* Improved {noun} loading by {pct} percent",
+    "* Removed the unused {adj} {noun2} option (#{n})",
+)
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
+
+
+def _csv(rng: random.Random, i: int) -> str:
+    return f"{rng.choice(words.BLIND_NAMES)};{rng.choice(words.BLIND_NOUNS)};{rng.randint(1, 999)}"
+
+
+def _changelog(rng: random.Random, i: int) -> str:
+    adj, noun, noun2 = rng.choice(words.BLIND_ADJECTIVES), *rng.sample(words.BLIND_NOUNS, 2)
+    return rng.choice(_CHANGELOG_PATTERNS).format(adj=adj, noun=noun, noun2=noun2, n=rng.randint(2, 999),
+                                                  pct=rng.randint(2, 90), mm=rng.choice(_MONTHS))
+
+
 FILLERS = {f.name: f for f in (
     Filler("noise", "repeated", " ", _cycle(NOISE_SENTENCES)),
     Filler("refrain", "repeated", " ", _cycle(REFRAIN_SENTENCES)),
@@ -163,4 +197,9 @@ FILLERS = {f.name: f for f in (
     Filler("python", "code", "\n", _lines(_PYTHON_PATTERNS, words.NOUNS)),
     Filler("log", "code", "\n", _lines(_LOG_PATTERNS, words.HELDOUT_NOUNS)),
     Filler("json", "code", "\n", _json),
+    Filler("bells", "repeated", " ", _cycle(BELL_SENTENCES)),
+    Filler("news", "prose", " ", _pattern(_NEWS_PATTERNS, words.BLIND_ADJECTIVES, words.BLIND_NOUNS,
+                                          words.BLIND_NAMES)),
+    Filler("csv", "list", "\n", _csv),
+    Filler("changelog", "code", "\n", _changelog),
 )}

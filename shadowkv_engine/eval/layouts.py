@@ -13,9 +13,10 @@ and the nouns that name them, the value formats (4-8 digits, short alphanumeric 
 depth (uniform) and leaving the instruction out (NO_INSTRUCTION_RATE).
 
 Training data (training/layout_documents.py) draws only from TRAIN; `shadowkv eval --split
-heldout` measures on HELDOUT. The classic layouts (tasks.py, templates.py) are members of the
+heldout` measures on HELDOUT, `--split blind` on BLIND (a second held-out split, see there). The classic layouts (tasks.py, templates.py) are members of the
 train pools: the README's passkey example is a train layout.
 """
+import itertools
 import random
 from dataclasses import dataclass
 
@@ -106,7 +107,43 @@ HELDOUT = Pools(
                 ("employee code", "alnum")),
 )
 
-SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT)}
+# A second held-out split, written on 2026-12-01 after the shipped model was trained, from no
+# look at its outputs: the held-out split had by then steered several rounds of training data
+# (which of its fillers, needle shapes and attributes failed), so it no longer measures shapes
+# nobody planned for. This one is read, not tuned on: keep its material out of training and its
+# misses out of the choice of training data, or it becomes a second held-out split.
+BLIND = Pools(
+    name="blind",
+    instructions=(
+        "What follows is a long piece of text that I copied for you. Somewhere inside is one "
+        "detail that matters.",
+        "Skim through the material below; I will quiz you on a single fact from it.",
+        "Attached is a document. My question is at the bottom.",
+        "You are a careful reader. The text below is mostly noise, except for one line.",
+    ),
+    needles=(
+        "By the way, {subject} has been set to {value} for now.",
+        "{value} — that's {subject}, in case you need it.",
+        "The system assigned {value} as {subject}.",
+        "Word came in this morning that {subject} would be {value}.",
+        "P.S. {Subject} equals {value}. Write it down somewhere safe.",
+    ),
+    questions=(
+        "Quick check: do you know what {subject} is?",
+        "Remind me, what did the text say about {subject}?",
+        "So what is {subject}? Just the value, please.",
+        "Looking back at the document, which value was {subject}?",
+        "I lost track of {subject}. Can you tell me?",
+    ),
+    fillers=("bells", "news", "csv", "changelog"),
+    key_adjectives=tuple(words.BLIND_ADJECTIVES),
+    key_nouns=tuple(words.BLIND_NOUNS),
+    names=tuple(words.BLIND_NAMES),
+    attributes=(("mailbox number", "digits"), ("parcel reference", "alnum"),
+                ("cloakroom token", "digits"), ("loyalty card", "alnum")),
+)
+
+SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND)}
 
 # Kinds of fact that need no name: at most one of each in a context. (subjects, value formats)
 UNNAMED_KINDS = {
@@ -177,9 +214,10 @@ def check_pools() -> None:
     """The split's promise: nothing that varies is in both pools (tests call this too)."""
     for field in ("instructions", "needles", "questions", "fillers", "key_adjectives", "key_nouns",
                   "names", "attributes"):
-        shared = set(getattr(TRAIN, field)) & set(getattr(HELDOUT, field))
-        if shared:
-            raise AssertionError(f"{field} in both splits: {sorted(map(str, shared))}")
+        for a, b in itertools.combinations(SPLITS.values(), 2):
+            shared = set(getattr(a, field)) & set(getattr(b, field))
+            if shared:
+                raise AssertionError(f"{field} in both {a.name} and {b.name}: {sorted(map(str, shared))}")
     for pools in SPLITS.values():
         unknown = [f for f in pools.fillers if f not in FILLERS]
         if unknown:

@@ -107,6 +107,25 @@ HELDOUT_NAMES = (
     "Pablo Quinn Rosa Stefan Ulla"
 ).split()
 
+# Open-class words of the blind split (layouts.py), written after the shipped model was trained
+# and not used to steer its data: in no other list and in no made-up word of training.
+BLIND_ADJECTIVES = (
+    "amused awkward breezy bumpy chilly clumsy cozy creaky crooked dainty drowsy frosty giddy "
+    "grumpy itchy jumpy knotty lumpy mossy muddy nosy perky quirky rowdy sleepy soggy spiky "
+    "sticky wiry wobbly"
+).split()
+
+BLIND_NOUNS = (
+    "anvil badger bagpipe beacon bonnet catapult cauldron cobbler crayon dagger easel ferret "
+    "gazebo hammock harp jackal kazoo lasso mongoose nugget ostrich paddle pelican pretzel "
+    "scooter tambourine trolley trombone walrus wigwam"
+).split()
+
+BLIND_NAMES = (
+    "Anouk Bastian Carmen Dario Esme Fabian Gwen Hamid Ingrid Joaquin Kaito Leona Matteo Nadia "
+    "Oskar Priya Quentin Rasmus Stellan Tove"
+).split()
+
 
 def alphanumeric(rng: random.Random, length: int) -> str:
     """A short code of capital letters and digits with at least one of each ('K7QX2M')."""

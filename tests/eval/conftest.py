@@ -7,7 +7,7 @@ import pytest
 
 from shadowkv_engine.eval import words
 from shadowkv_engine.eval.fillers import FILLERS
-from shadowkv_engine.eval.layouts import HELDOUT
+from shadowkv_engine.eval.layouts import BLIND, HELDOUT
 
 from training.documents import tokenizer_corpus
 from training.tokenizer import save_tokenizer, train_tokenizer
@@ -53,11 +53,16 @@ def _fixed_text(template: str) -> str:
     return max(re.split(r"\{\w+\}", template), key=len).strip()
 
 
-HELDOUT_MARKERS = ([_fixed_text(x) for x in HELDOUT.instructions + HELDOUT.needles + HELDOUT.questions]
+# What marks a held-out prompt, of either held-out split (heldout, blind).
+HELDOUT_MARKERS = ([_fixed_text(x) for pools in (HELDOUT, BLIND)
+                    for x in pools.instructions + pools.needles + pools.questions]
                    + list(FILLERS["weather"].unit(random.Random(0), i) for i in range(5))
-                   + ["[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | "]
-                   + [f" {attribute}" for attribute, _ in HELDOUT.attributes])
-HELDOUT_WORDS = set(words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES)
+                   + list(FILLERS["bells"].unit(random.Random(0), i) for i in range(6))
+                   + ["[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | ", "release notes",
+                      "Local officials said", " (#"]
+                   + [f" {attribute}" for attribute, _ in HELDOUT.attributes + BLIND.attributes])
+HELDOUT_WORDS = set(words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES
+                    + words.BLIND_ADJECTIVES + words.BLIND_NOUNS + words.BLIND_NAMES)
 
 
 @pytest.fixture(scope="session")

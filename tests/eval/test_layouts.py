@@ -1,5 +1,6 @@
 """The layout split: train and held-out pools are disjoint, samples of both splits are well formed,
 and the training stream never contains held-out material."""
+import dataclasses
 import random
 import re
 import string
@@ -15,11 +16,20 @@ from shadowkv_engine.eval.tasks import EVAL_SEED_OFFSET, KEY, LAYOUT_TASKS, make
 from training.documents import conversation
 
 
-def test_nothing_that_varies_is_in_both_splits():
+def test_nothing_that_varies_is_in_two_splits():
     check_pools()
     train_words = set(words.ADJECTIVES + words.NOUNS + words.NAMES)
     heldout_words = set(words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES)
-    assert not train_words & heldout_words
+    blind_words = set(words.BLIND_ADJECTIVES + words.BLIND_NOUNS + words.BLIND_NAMES)
+    assert not train_words & heldout_words and not (train_words | heldout_words) & blind_words
+
+
+def test_a_shared_template_is_reported_with_both_splits(monkeypatch):
+    import shadowkv_engine.eval.layouts as layouts
+    leaky = dataclasses.replace(layouts.BLIND, questions=layouts.BLIND.questions + (TRAIN.questions[0],))
+    monkeypatch.setitem(layouts.SPLITS, "blind", leaky)
+    with pytest.raises(AssertionError, match="questions in both train and blind"):
+        check_pools()
 
 
 @pytest.mark.parametrize("split", list(SPLITS))
@@ -34,7 +44,7 @@ def test_fillers_hold_no_key_shaped_token(name):
     assert all(len(token) < 4 for token in re.findall(KEY, text)), name
 
 
-@pytest.mark.parametrize("split", ["train", "heldout"])
+@pytest.mark.parametrize("split", ["train", "heldout", "blind"])
 @pytest.mark.parametrize("task", list(LAYOUT_TASKS))
 @pytest.mark.parametrize("mode", ["prefixed", "free"])
 def test_layout_sample_fills_its_length_and_holds_its_answer(split, task, mode, chat_tokenizer):
@@ -60,7 +70,7 @@ def test_both_modes_of_a_seed_are_the_same_problem(byte_tokenizer):
     assert free.answer_text == prefixed.answer_prefix + prefixed.answer_text
 
 
-@pytest.mark.parametrize("split", ["train", "heldout"])
+@pytest.mark.parametrize("split", list(SPLITS))
 def test_samples_draw_only_from_their_split(split, byte_tokenizer):
     pools, seen = SPLITS[split], {"format": set(), "kind": set(), "instruction": set()}
     for i in range(40):
@@ -84,9 +94,10 @@ def test_classic_only_tasks_have_no_split(byte_tokenizer):
         make_sample("passkey", byte_tokenizer, 2048, EVAL_SEED_OFFSET, "test")
 
 
-def test_heldout_samples_are_recognised_as_such(byte_tokenizer, heldout_material):
+@pytest.mark.parametrize("split", ["heldout", "blind"])
+def test_heldout_samples_are_recognised_as_such(split, byte_tokenizer, heldout_material):
     for i in range(10):
-        sample = make_sample("niah_single", byte_tokenizer, 1024, EVAL_SEED_OFFSET + i, "heldout")
+        sample = make_sample("niah_single", byte_tokenizer, 1024, EVAL_SEED_OFFSET + i, split)
         assert heldout_material(sample.prompt)
 
 
