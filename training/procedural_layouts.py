@@ -39,8 +39,10 @@ from shadowkv_engine.eval.layouts import BLIND, HELDOUT, TRAIN, Pools
 _SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "bel", "cor", "fen",
               "gal", "hil", "jor", "lin", "mar", "nor", "pel", "quin", "ros", "sel", "tor", "val",
               "wen", "yor", "zan", "bri", "dru", "ek", "om", "sta", "tri", "ul", "vo", "xi", "ze")
-_HELDOUT_WORDS = {w.lower() for w in words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES
-                  + words.BLIND_ADJECTIVES + words.BLIND_NOUNS + words.BLIND_NAMES}  # both held-out splits
+# The words of both held-out splits (heldout, blind): no made-up word may be one of them.
+_HELDOUT_WORDS = {w.lower() for w in words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS
+                  + words.HELDOUT_NAMES + words.BLIND_ADJECTIVES + words.BLIND_NOUNS
+                  + words.BLIND_NAMES}
 
 
 def _distinct(count: int, seed: str, draw: Callable[[random.Random], object]) -> tuple:

@@ -148,8 +148,9 @@ def _json(rng: random.Random, i: int) -> str:
 
 
 # -- the blind split's sources (layouts.py), one of each category, over the blind words ----------
-BELL_SENTENCES = ("The bells ring at noon.", "Snow covers the quiet road.", "The boat rocks in the harbour.",
-                  "Someone whistles a tune.", "The lamp flickers twice.", "Leaves gather by the gate.")
+BELL_SENTENCES = ("The bells ring at noon.", "Snow covers the quiet road.",
+                  "The boat rocks in the harbour.", "Someone whistles a tune.",
+                  "The lamp flickers twice.", "Leaves gather by the gate.")
 _NEWS_PATTERNS = (
     "Local officials said the {adj} {noun} would reopen next week.",
     "According to residents, {name} has repaired the {noun} behind the {noun2}.",
@@ -177,8 +178,9 @@ def _csv(rng: random.Random, i: int) -> str:
 
 def _changelog(rng: random.Random, i: int) -> str:
     adj, noun, noun2 = rng.choice(words.BLIND_ADJECTIVES), *rng.sample(words.BLIND_NOUNS, 2)
-    return rng.choice(_CHANGELOG_PATTERNS).format(adj=adj, noun=noun, noun2=noun2, n=rng.randint(2, 999),
-                                                  pct=rng.randint(2, 90), mm=rng.choice(_MONTHS))
+    return rng.choice(_CHANGELOG_PATTERNS).format(
+        adj=adj, noun=noun, noun2=noun2, n=rng.randint(2, 999), pct=rng.randint(2, 90),
+        mm=rng.choice(_MONTHS))
 
 
 FILLERS = {f.name: f for f in (

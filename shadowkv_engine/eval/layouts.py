@@ -13,8 +13,9 @@ and the nouns that name them, the value formats (4-8 digits, short alphanumeric 
 depth (uniform) and leaving the instruction out (NO_INSTRUCTION_RATE).
 
 Training data (training/layout_documents.py) draws only from TRAIN; `shadowkv eval --split
-heldout` measures on HELDOUT, `--split blind` on BLIND (a second held-out split, see there). The classic layouts (tasks.py, templates.py) are members of the
-train pools: the README's passkey example is a train layout.
+heldout` measures on HELDOUT, `--split blind` on BLIND (a second held-out split, see there). The
+classic layouts (tasks.py, templates.py) are members of the train pools: the README's passkey
+example is a train layout.
 """
 import itertools
 import random
@@ -111,7 +112,8 @@ HELDOUT = Pools(
 # look at its outputs: the held-out split had by then steered several rounds of training data
 # (which of its fillers, needle shapes and attributes failed), so it no longer measures shapes
 # nobody planned for. This one is read, not tuned on: keep its material out of training and its
-# misses out of the choice of training data, or it becomes a second held-out split.
+# misses out of the choice of training data; once they steer training, it measures no more than
+# HELDOUT does, and a new blind split has to be written.
 BLIND = Pools(
     name="blind",
     instructions=(
@@ -211,13 +213,14 @@ def answer_prefix(subject: str) -> str:
 
 
 def check_pools() -> None:
-    """The split's promise: nothing that varies is in both pools (tests call this too)."""
+    """The splits' promise: nothing that varies is in two pools (tests call this too)."""
     for field in ("instructions", "needles", "questions", "fillers", "key_adjectives", "key_nouns",
                   "names", "attributes"):
         for a, b in itertools.combinations(SPLITS.values(), 2):
             shared = set(getattr(a, field)) & set(getattr(b, field))
             if shared:
-                raise AssertionError(f"{field} in both {a.name} and {b.name}: {sorted(map(str, shared))}")
+                raise AssertionError(
+                    f"{field} in both {a.name} and {b.name}: {sorted(map(str, shared))}")
     for pools in SPLITS.values():
         unknown = [f for f in pools.fillers if f not in FILLERS]
         if unknown:

@@ -58,8 +58,8 @@ HELDOUT_MARKERS = ([_fixed_text(x) for pools in (HELDOUT, BLIND)
                     for x in pools.instructions + pools.needles + pools.questions]
                    + list(FILLERS["weather"].unit(random.Random(0), i) for i in range(5))
                    + list(FILLERS["bells"].unit(random.Random(0), i) for i in range(6))
-                   + ["[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | ", "release notes",
-                      "Local officials said", " (#"]
+                   + ["[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | ",
+                      "release notes", "Local officials said", " (#"]
                    + [f" {attribute}" for attribute, _ in HELDOUT.attributes + BLIND.attributes])
 HELDOUT_WORDS = set(words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES
                     + words.BLIND_ADJECTIVES + words.BLIND_NOUNS + words.BLIND_NAMES)

@@ -1,8 +1,8 @@
 """The shipped model: its files, and a short CPU evaluation through the engine (docs/accuracy.md).
 
 Full attention must keep the accuracy recorded for it, on the classic layouts and on both
-held-out splits (layouts that training never saw, issue 16); ShadowKV must stay within MARGIN of full
-attention on the same samples (fixed eval seeds).
+held-out splits (layouts that training never saw, issue 16); ShadowKV must stay within MARGIN of
+full attention on the same samples (fixed eval seeds).
 """
 import json
 

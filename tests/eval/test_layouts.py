@@ -26,7 +26,8 @@ def test_nothing_that_varies_is_in_two_splits():
 
 def test_a_shared_template_is_reported_with_both_splits(monkeypatch):
     import shadowkv_engine.eval.layouts as layouts
-    leaky = dataclasses.replace(layouts.BLIND, questions=layouts.BLIND.questions + (TRAIN.questions[0],))
+    leaky = dataclasses.replace(layouts.BLIND,
+                                questions=layouts.BLIND.questions + (TRAIN.questions[0],))
     monkeypatch.setitem(layouts.SPLITS, "blind", leaky)
     with pytest.raises(AssertionError, match="questions in both train and blind"):
         check_pools()
