@@ -40,7 +40,9 @@ class Conversation:
         spans = []
         for i, turn in enumerate(self.turns):
             user = t.user_message(self.preamble, self.context(n), turn.question) if i == 0 else turn.question
-            parts += [header("user"), user, EOT, header("assistant")]
+            # The chat template trims each message: a context that opens with indented code
+            # lines (and no instruction) must lose its leading spaces here too.
+            parts += [header("user"), user.strip(), EOT, header("assistant")]
             start = sum(map(len, parts))
             answer = turn.prefix + turn.answer
             for match in re.finditer(turn.pattern, turn.answer):

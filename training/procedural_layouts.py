@@ -35,6 +35,8 @@ from shadowkv_engine.eval import words
 from shadowkv_engine.eval.fillers import prose_sentence
 from shadowkv_engine.eval.layouts import BLIND, HELDOUT, TRAIN, Pools
 
+from .needle_grammar import composed_statement
+
 # -- made-up words ------------------------------------------------------------------------------
 _SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "bel", "cor", "fen",
               "gal", "hil", "jor", "lin", "mar", "nor", "pel", "quin", "ros", "sel", "tor", "val",
@@ -160,6 +162,9 @@ _CLAUSE_LEADS = ("Note that", "Remember that", "Don't forget that", "Be aware th
                  "Recall that", "Someone said that", "It is true that", "Please remember that",
                  "You should know that", "Write down that", "We learned that", "Mark that",
                  "I was told that", "It seems that", "Trust me that", "Never forget that")
+# How many made-up needles are composed by needle_grammar.py rather than drawn whole. Runs 1-7
+# of the shipped model had none (0.0); the grammar came after them (see its caveat).
+COMPOSED_RATE = 0.4
 _NEEDLE_TAILS = ("Remember it.", "Don't lose it.", "It will be asked about.", "Repeat: {value}.",
                  "Once more, {value}.", "That is all.", "Do not share it.", "Keep it safe.",
                  "Again: {subject} is {value}.")
@@ -175,7 +180,12 @@ def _sentence_case(template: str) -> str:
 def needle_template(rng: random.Random) -> str:
     """A needle sentence template with the slots of layouts.needle_sentence()."""
     statement = rng.choice(_STATEMENTS)
-    if rng.random() < 0.25:
+    draw = rng.random()
+    if draw < COMPOSED_RATE:
+        statement = composed_statement(rng)
+        if rng.random() < 0.3:
+            statement = f"{rng.choice(_CLAUSE_LEADS)} {statement}"
+    elif draw < COMPOSED_RATE + (1 - COMPOSED_RATE) * 0.25:
         statement = f"{rng.choice(_CLAUSE_LEADS)} {rng.choice(_CLAUSES)}"
     elif rng.random() < 0.5:
         mark = rng.choice(_LEAD_MARKS)

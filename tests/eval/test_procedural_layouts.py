@@ -69,3 +69,17 @@ def test_letter_names_are_distinct_readable_and_not_held_out():
     assert len(set(names)) == 2000 and all(n[0].isupper() and n[1:].islower() for n in names)
     assert not any(re.search("[aeiouy]{3}", n.lower()) for n in names)
     assert not {n.lower() for n in names} & {n.lower() for n in HELDOUT.names}
+
+
+def test_composed_needles_state_subject_and_value_once_in_either_order():
+    from training.needle_grammar import composed_statement
+
+    rng = random.Random(2)
+    statements = [composed_statement(rng) for _ in range(3000)]
+    for statement in statements:
+        assert statement.count("{subject}") == 1 and statement.count("{value}") == 1, statement
+        assert not re.search(KEY, statement.replace("{subject}", "").replace("{value}", ""))
+    value_first = [s for s in statements if s.index("{value}") < s.index("{subject}")]
+    assert 0.3 < len(value_first) / len(statements) < 0.6
+    assert any(not s.endswith(("{value}", "{subject}")) for s in statements)  # words after it
+    assert len(set(statements)) > 1000

@@ -40,6 +40,17 @@ def test_training_text_is_the_chat_template_rendering(seed, make, chat_tokenizer
     assert text.startswith(first)
 
 
+def test_a_context_that_opens_with_indented_lines_renders_as_the_template_trims_it(chat_tokenizer):
+    from training.conversation import Conversation, Turn
+
+    turn = Turn("What is x?", "x is ", "7.", "varied", r"\d+")
+    conversation = Conversation(lambda n: "    x: 7\n    y: 8", "", [turn])
+    text, _ = conversation.render(1)
+    messages = conversation_messages(conversation, 1)
+    assert text == chat_tokenizer.apply_chat_template(messages, add_generation_prompt=False)
+    assert "|>\n\nx: 7" in text
+
+
 @pytest.mark.parametrize("make", [multi_fact, layout_conversation])
 def test_loss_covers_exactly_the_answers_and_kinds_mark_the_items(make, bpe_backend):
     label = "test/masks"

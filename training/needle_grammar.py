@@ -1,0 +1,75 @@
+"""Needle statements composed from parts: who states it, how subject and value are linked, in
+which order, and what follows the value.
+
+procedural_layouts.py states a fact in one of about 30 whole forms ("{subject} is set to
+{value}"). A model trained on those finds a value stated close to one of them and misses one
+stated otherwise: the blind split (shadowkv_engine/eval/layouts.py), written after the shipped
+model, was answered 2 times in 39 for a value put before its subject with a verb it had not
+seen, and half the time when words followed the value. Forms written one by one follow the
+misses of whatever split was last read; a grammar covers the ordinary ways English links a name
+to a value, so shape coverage does not depend on a test.
+
+Caveat, for whoever measures the next model: this grammar was written by someone who had read
+the blind split's per-template results, so a model trained on it must be measured on a newly
+written blind split, not on that one.
+
+Templates keep the slots of layouts.needle_sentence(): {subject}, {Subject}, {value}; each of
+{subject} and {value} exactly once.
+"""
+import random
+
+# subject first: "{subject} <link> {value}"
+SUBJECT_LINKS = (
+    "is", "was", "equals", "is set to", "was set to", "is recorded as",
+    "was recorded as", "is listed as", "was listed as", "is given as", "was given as",
+    "came out as", "ended up as", "stands at", "reads", "now reads", "was changed to",
+    "has been changed to", "was updated to", "is registered as", "was registered as",
+    "is stored as", "is noted as", "goes by", "is known to be", "turned out to be",
+    "will be", "should be", "must be", "is still", "remains", "became",
+    "got assigned", "was assigned", "is entered as", "shows", "is configured as",
+    "is fixed at", "sits at", "is kept as",
+)
+# value first: "{value} <link> {subject}"
+VALUE_LINKS = (
+    "is", "was", "will be", "has become", "became", "stands for", "serves as", "counts as",
+    "is used as", "was used as", "was chosen as", "was picked as", "was assigned as",
+    "was given as", "was registered as", "was recorded as", "was entered as", "goes with",
+    "belongs to", "is the value of", "was the value of", "is what they gave as",
+    "is what we use for", "has been issued as", "is on file as", "works as",
+)
+# someone states it: "<agent> <verb> {value} <as> {subject}" or "<agent> <verb> {subject} <to> {value}"
+AGENTS = ("the clerk", "my manager", "someone", "the office", "the app", "the front desk",
+          "our team", "the admin", "the bank", "she", "he", "they", "the landlord", "IT",
+          "the organisers", "the teacher", "the script", "the form", "the doctor's office")
+VALUE_FIRST_VERBS = (("assigned", "as"), ("recorded", "as"), ("chose", "as"), ("picked", "as"),
+                     ("registered", "as"), ("listed", "as"), ("entered", "as"), ("gave", "as"),
+                     ("issued", "as"), ("reserved", "for"), ("set aside", "for"),
+                     ("wrote down", "as"), ("filed", "under"), ("put", "down as"))
+SUBJECT_FIRST_VERBS = (("set", "to"), ("changed", "to"), ("updated", "to"), ("recorded", "as"),
+                       ("listed", "as"), ("fixed", "at"), ("reset", "to"), ("moved", "to"),
+                       ("registered", "as"), ("confirmed", "as"), ("gave", "as"))
+# after the value (never another key-shaped token: no digits)
+TRAILERS = ("as of today", "until further notice", "this week", "from now on",
+            "(confirmed)", "in the records", "according to the log", "for the time being",
+            "if I remember right", "last time I checked", "on paper", "officially", "again",
+            "so keep that in mind", "as agreed", "at least for today",
+            "or so they say")
+
+
+def composed_statement(rng: random.Random) -> str:
+    """A statement (no end mark), subject-first, value-first or told by an agent, maybe with
+    words after its last slot."""
+    form = rng.random()
+    if form < 0.4:
+        statement = f"{{subject}} {rng.choice(SUBJECT_LINKS)} {{value}}"
+    elif form < 0.7:
+        statement = f"{{value}} {rng.choice(VALUE_LINKS)} {{subject}}"
+    elif form < 0.85:
+        verb, prep = rng.choice(VALUE_FIRST_VERBS)
+        statement = f"{rng.choice(AGENTS)} {verb} {{value}} {prep} {{subject}}"
+    else:
+        verb, prep = rng.choice(SUBJECT_FIRST_VERBS)
+        statement = f"{rng.choice(AGENTS)} {verb} {{subject}} {prep} {{value}}"
+    if rng.random() < 0.35:
+        statement += rng.choice((" ", ", ", " - ")) + rng.choice(TRAILERS)
+    return statement
