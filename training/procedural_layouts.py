@@ -19,10 +19,10 @@ is open-ended, so training here composes each piece from parts instead:
 - questions may say where to look ("... in the passage above?").
 
 Nothing here may produce held-out material (of the heldout or the blind split): none of the
-held-out templates' fixed text, filler
-markers (' | ', '[INFO]', '{"name": ', ...), words or attributes (tests/eval/test_layouts.py
-checks the training stream). Made-up words and attributes that happen to be held-out ones are
-skipped, which is the only use of the held-out pools here. Numbers in fillers stay below 1000
+held-out templates' fixed text, filler markers (' | ', '[INFO]', '{"name": ', ...), words or
+attributes (tests/eval/test_layouts.py checks the training stream). Made-up words and
+attributes that happen to be held-out ones are skipped, which is the only use of the held-out
+pools here. Numbers in fillers stay below 1000
 and no filler token mixes letters and digits, so a needle's value stays the only key-shaped token
 of a context.
 """
@@ -41,10 +41,7 @@ from .needle_grammar import composed_statement
 _SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "bel", "cor", "fen",
               "gal", "hil", "jor", "lin", "mar", "nor", "pel", "quin", "ros", "sel", "tor", "val",
               "wen", "yor", "zan", "bri", "dru", "ek", "om", "sta", "tri", "ul", "vo", "xi", "ze")
-# The words of both held-out splits (heldout, blind): no made-up word may be one of them.
-_HELDOUT_WORDS = {w.lower() for w in words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS
-                  + words.HELDOUT_NAMES + words.BLIND_ADJECTIVES + words.BLIND_NOUNS
-                  + words.BLIND_NAMES}
+_HELDOUT_WORDS = {w.lower() for w in words.HELD_OUT_WORDS}  # no made-up word may be one
 
 
 def _distinct(count: int, seed: str, draw: Callable[[random.Random], object]) -> tuple:
@@ -185,7 +182,7 @@ def needle_template(rng: random.Random) -> str:
         statement = composed_statement(rng)
         if rng.random() < 0.3:
             statement = f"{rng.choice(_CLAUSE_LEADS)} {statement}"
-    elif draw < COMPOSED_RATE + (1 - COMPOSED_RATE) * 0.25:
+    elif draw < COMPOSED_RATE + (1 - COMPOSED_RATE) * 0.25:  # a quarter of the rest: a clause
         statement = f"{rng.choice(_CLAUSE_LEADS)} {rng.choice(_CLAUSES)}"
     elif rng.random() < 0.5:
         mark = rng.choice(_LEAD_MARKS)

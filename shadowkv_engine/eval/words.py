@@ -126,6 +126,10 @@ BLIND_NAMES = (
     "Oskar Priya Quentin Rasmus Stellan Tove"
 ).split()
 
+# Every open-class word that only a held-out split (heldout or blind) uses: training must not.
+HELD_OUT_WORDS = frozenset(HELDOUT_ADJECTIVES + HELDOUT_NOUNS + HELDOUT_NAMES
+                           + BLIND_ADJECTIVES + BLIND_NOUNS + BLIND_NAMES)
+
 
 def alphanumeric(rng: random.Random, length: int) -> str:
     """A short code of capital letters and digits with at least one of each ('K7QX2M')."""

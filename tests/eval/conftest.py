@@ -61,8 +61,7 @@ HELDOUT_MARKERS = ([_fixed_text(x) for pools in (HELDOUT, BLIND)
                    + ["[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | ",
                       "release notes", "Local officials said", " (#"]
                    + [f" {attribute}" for attribute, _ in HELDOUT.attributes + BLIND.attributes])
-HELDOUT_WORDS = set(words.HELDOUT_ADJECTIVES + words.HELDOUT_NOUNS + words.HELDOUT_NAMES
-                    + words.BLIND_ADJECTIVES + words.BLIND_NOUNS + words.BLIND_NAMES)
+HELDOUT_WORDS = set(words.HELD_OUT_WORDS)
 
 
 @pytest.fixture(scope="session")
