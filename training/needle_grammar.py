@@ -11,7 +11,7 @@ to a value, so shape coverage does not depend on a test.
 
 Caveat, for whoever measures the next model: this grammar was written by someone who had read
 the blind split's per-template results, so a model trained on it must be measured on a newly
-written blind split, not on that one.
+written blind split (`--split blind2`, written before that model), not on that one.
 
 Templates keep the slots of layouts.needle_sentence(): {subject}, {Subject}, {value}; each of
 {subject} and {value} exactly once.

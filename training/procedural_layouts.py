@@ -18,7 +18,7 @@ is open-ended, so training here composes each piece from parts instead:
   "pechim tag");
 - questions may say where to look ("... in the passage above?").
 
-Nothing here may produce held-out material (of the heldout or the blind split): none of the
+Nothing here may produce held-out material (of the heldout, blind or blind2 split): none of the
 held-out templates' fixed text, filler markers (' | ', '[INFO]', '{"name": ', ...), words or
 attributes (tests/eval/test_layouts.py checks the training stream). Made-up words and
 attributes that happen to be held-out ones are skipped, which is the only use of the held-out
@@ -33,7 +33,7 @@ from dataclasses import replace
 
 from shadowkv_engine.eval import words
 from shadowkv_engine.eval.fillers import prose_sentence
-from shadowkv_engine.eval.layouts import BLIND, HELDOUT, TRAIN, Pools
+from shadowkv_engine.eval.layouts import BLIND, BLIND2, HELDOUT, TRAIN, Pools
 
 from .needle_grammar import composed_statement
 
@@ -104,7 +104,8 @@ EXTRA_ATTRIBUTES = (("seat number", "digits"), ("account number", "digits"),
 _ATTRIBUTE_SUFFIXES = (("number", "digits"), ("code", "alnum"), ("ID", "alnum"), ("PIN", "digits"),
                        ("slot", "digits"), ("tag", "alnum"), ("key", "alnum"), ("spot", "digits"),
                        ("reference", "alnum"), ("extension", "digits"), ("count", "digits"))
-_HELDOUT_ATTRIBUTES = {attribute for attribute, _ in HELDOUT.attributes + BLIND.attributes}
+_HELDOUT_ATTRIBUTES = {attribute for attribute, _ in
+                       HELDOUT.attributes + BLIND.attributes + BLIND2.attributes}
 
 
 def made_up_attributes(count: int, seed: str) -> tuple[tuple[str, str], ...]:

@@ -5,8 +5,9 @@
     shadowkv eval --split heldout --answer-mode both --lengths 2k,4k --samples 20
 
 --split heldout draws each prompt's layout (instruction, filler, needle and question wording,
-key format) from pools that training never sees; --answer-mode free lets the model write the
-whole answer, as a user's request would, instead of supplying its first words.
+key format) from pools that training never sees (blind and blind2 are two more such splits);
+--answer-mode free lets the model write the whole answer, as a user's request would, instead of
+supplying its first words.
 
 It takes the same engine and `--shadowkv-*` flags as `shadowkv serve`, so a setting evaluated
 here is a setting that can be served.
@@ -24,7 +25,7 @@ from .tasks import ANSWER_MODES, LAYOUT_TASKS, SPLITS, TASKS, parse_length
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "default_model"
 DEFAULT_TASKS = "passkey,niah_single,niah_multikey,niah_multivalue,niah_multiquery,vt,fwe"
-DEFAULT_LAYOUT_TASKS = ",".join(LAYOUT_TASKS)  # the tasks of the train and heldout splits
+DEFAULT_LAYOUT_TASKS = ",".join(LAYOUT_TASKS)  # the tasks of the varied splits (all but classic)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -51,12 +52,14 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
     """--tasks, --split and --answer-mode (shared with training/evaluate_hf.py)."""
     p.add_argument("--tasks", default=None,
                    help=f"comma-separated, from: {', '.join(TASKS)} (default: {DEFAULT_TASKS}; "
-                        f"with --split train or heldout, from and by default: {DEFAULT_LAYOUT_TASKS})")
+                        f"with any other --split, from and by default: {DEFAULT_LAYOUT_TASKS})")
     p.add_argument("--split", choices=SPLITS, default="classic",
                    help="prompt layouts: classic (each task's one fixed layout, as trained), train "
                         "(varied, from the pools training draws from), heldout (varied, from "
-                        "pools training never sees) or blind (a second such split, never used to "
-                        "choose training data) (default: %(default)s)")
+                        "pools training never sees), blind (a second such split, never used to "
+                        "choose training data) or blind2 (a third, written before any model was "
+                        "trained on data chosen after reading blind's results) (default: "
+                        "%(default)s)")
     p.add_argument("--answer-mode", choices=(*ANSWER_MODES, "both"), default="prefixed",
                    help="prefixed: the prompt ends with the answer's first words ('The pass key "
                         "is') and the model completes the value; free: the model writes the whole "

@@ -183,6 +183,43 @@ def _changelog(rng: random.Random, i: int) -> str:
         mm=rng.choice(_MONTHS))
 
 
+# -- the blind2 split's sources (layouts.py), one of each category, over the blind2 words --------
+PLATFORM_SENTENCES = ("Please stand clear of the closing doors.",
+                      "This service terminates at the next stop.", "Mind the step when leaving.",
+                      "Tickets can be bought on board.",
+                      "Please keep your belongings with you at all times.",
+                      "Refreshments are available in coach four.")
+_SPORTS_PATTERNS = (
+    "{name} scored twice as the {adj} {noun} club won at home in front of {n} fans.",
+    "The {noun} derby ended goalless after {name} missed a penalty in added time.",
+    "{name} and {name2} split the {adj} {noun} trophy after finishing level on {n} points.",
+    "Coach {name} praised the {adj} defence but called the {noun2} pitch {adj2}.",
+    "Fans of the {noun} club booed as {name} was sent off early in the second half.",
+    "After a {adj} start, the {noun2} side came back to win by {n} runs.",
+)
+# One rule a line, no units: "12px" would be a key-shaped token.
+_STYLESHEET_PATTERNS = (
+    ".{adj}-{noun} {{ width: {pct}%; }}",
+    "#{noun} {{ opacity: 0.{d}; }}",
+    ".{noun} > .{noun2} {{ z-index: {n}; }}",
+    "@media print {{ .{adj}-{noun} {{ display: none; }} }}",
+    ".{adj} .{noun}:hover {{ font-weight: {d}00; }}",
+    "/* {adj} {noun} styles */",
+)
+
+
+def _receipt(rng: random.Random, i: int) -> str:
+    return (f"{rng.randint(1, 9)} x {rng.choice(words.BLIND2_ADJECTIVES)} "
+            f"{rng.choice(words.BLIND2_NOUNS)} @ {rng.randint(1, 99)}.{rng.randint(0, 99):02d}")
+
+
+def _stylesheet(rng: random.Random, i: int) -> str:
+    adj, noun, noun2 = rng.choice(words.BLIND2_ADJECTIVES), *rng.sample(words.BLIND2_NOUNS, 2)
+    return rng.choice(_STYLESHEET_PATTERNS).format(
+        adj=adj, noun=noun, noun2=noun2, n=rng.randint(1, 999), pct=rng.randint(5, 100),
+        d=rng.randint(1, 9))
+
+
 FILLERS = {f.name: f for f in (
     Filler("noise", "repeated", " ", _cycle(NOISE_SENTENCES)),
     Filler("refrain", "repeated", " ", _cycle(REFRAIN_SENTENCES)),
@@ -204,4 +241,9 @@ FILLERS = {f.name: f for f in (
                                           words.BLIND_NAMES)),
     Filler("csv", "list", "\n", _csv),
     Filler("changelog", "code", "\n", _changelog),
+    Filler("platform", "repeated", " ", _cycle(PLATFORM_SENTENCES)),
+    Filler("sports", "prose", " ", _pattern(_SPORTS_PATTERNS, words.BLIND2_ADJECTIVES,
+                                            words.BLIND2_NOUNS, words.BLIND2_NAMES)),
+    Filler("receipt", "list", "\n", _receipt),
+    Filler("stylesheet", "code", "\n", _stylesheet),
 )}

@@ -13,9 +13,9 @@ and the nouns that name them, the value formats (4-8 digits, short alphanumeric 
 depth (uniform) and leaving the instruction out (NO_INSTRUCTION_RATE).
 
 Training data (training/layout_documents.py) draws only from TRAIN; `shadowkv eval --split
-heldout` measures on HELDOUT, `--split blind` on BLIND (a second held-out split, see there). The
-classic layouts (tasks.py, templates.py) are members of the train pools: the README's passkey
-example is a train layout.
+heldout` measures on HELDOUT, `--split blind` on BLIND and `--split blind2` on BLIND2 (more
+held-out splits, see there). The classic layouts (tasks.py, templates.py) are members of the
+train pools: the README's passkey example is a train layout.
 """
 import itertools
 import random
@@ -145,7 +145,48 @@ BLIND = Pools(
                 ("cloakroom token", "digits"), ("loyalty card", "alnum")),
 )
 
-SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND)}
+# A third held-out split, written on 2026-12-01 before the model trained on
+# training/needle_grammar.py's data existed and before any model was run on it: that grammar was
+# written after reading BLIND's results (which needle shapes failed), so BLIND no longer measures
+# shapes nobody planned for. Written without reference to training's parts; read, not tuned on:
+# keep its material out of training and its misses out of the choice of training data.
+BLIND2 = Pools(
+    name="blind2",
+    instructions=(
+        "I'm sharing a long set of notes from work. There's one detail in there that I need you "
+        "to dig out for me.",
+        "A coworker forwarded me this whole thread and I don't have time to wade through it, so "
+        "I'm hoping you can.",
+        "This is everything from the shared folder, copied over as plain text. I only care about "
+        "one value in it.",
+        "Hi! Sorry for the huge paste. What I want to ask is right after it.",
+    ),
+    needles=(
+        "After a lot of back and forth on the phone, we settled on {value} for {subject}, and "
+        "nobody has objected since.",
+        "{Subject}, which took me three calls to the helpdesk to get, is {value} and I am not "
+        "calling again.",
+        "Kindly be advised that {subject} has been amended to {value}, effective from the start "
+        "of next month.",
+        "ok before I forget, {subject}?? it's {value}, my sister just texted it to me",
+        "The receptionist wrote {value} on a yellow slip and said it was {subject}.",
+    ),
+    questions=(
+        "For our records, kindly confirm {subject} exactly as written.",
+        "Could you pull out {subject} for me? That's the only bit I care about.",
+        "Any idea what {subject} ended up being in all that?",
+        "{Subject} is hiding in there somewhere; mind fishing it out for me?",
+        "Going by everything I pasted, what have we got down for {subject}?",
+    ),
+    fillers=("platform", "sports", "receipt", "stylesheet"),
+    key_adjectives=tuple(words.BLIND2_ADJECTIVES),
+    key_nouns=tuple(words.BLIND2_NOUNS),
+    names=tuple(words.BLIND2_NAMES),
+    attributes=(("bike lock combination", "digits"), ("wifi password", "alnum"),
+                ("storage unit", "digits"), ("licence plate", "alnum")),
+)
+
+SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2)}
 
 # Kinds of fact that need no name: at most one of each in a context. (subjects, value formats)
 UNNAMED_KINDS = {
