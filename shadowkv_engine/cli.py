@@ -11,8 +11,8 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-from .config import (ATTENTION_BACKENDS, ATTENTION_MODES, DTYPES, TWO_BATCH_OVERLAP, EngineConfig,
-                     ShadowKVConfig)
+from .config import (ATTENTION_BACKENDS, ATTENTION_MODES, DTYPES, LANDMARKS, TWO_BATCH_OVERLAP,
+                     EngineConfig, ShadowKVConfig)
 from .errors import InvalidRequestError
 
 logger = logging.getLogger("shadowkv")
@@ -53,6 +53,8 @@ SHADOWKV_FLAG_HELP = {
     "outlier_chunks": "chunks per KV head kept exact",
     "local_chunks": "most recent chunks kept exact",
     "min_context_len": "sequences shorter than this stay dense",
+    "landmark": "what scores a chunk: mean (the paper's mean key) or minmax (Quest's per-channel "
+                "bounds, twice the landmark memory)",
 }
 CHOICES = {"attention": ATTENTION_MODES, "dtype": DTYPES, "attention_backend": ATTENTION_BACKENDS,
            "two_batch_overlap": TWO_BATCH_OVERLAP}
@@ -90,8 +92,10 @@ def add_engine_args(parser: argparse.ArgumentParser):
                             help=f"{ENGINE_FLAG_HELP.get(f.name, f.name)} (default: {f.default})")
     shadowkv = parser.add_argument_group("ShadowKV")
     for f in fields(ShadowKVConfig):
-        shadowkv.add_argument(_flag("shadowkv_" + f.name), dest="shadowkv_" + f.name, type=int,
-                              default=None,
+        landmark = f.name == "landmark"
+        shadowkv.add_argument(_flag("shadowkv_" + f.name), dest="shadowkv_" + f.name,
+                              type=str if landmark else int, default=None,
+                              choices=LANDMARKS if landmark else None,
                               help=f"{SHADOWKV_FLAG_HELP.get(f.name, f.name)} (default: {f.default})")
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 from .errors import InvalidRequestError
 
 
+LANDMARKS = ("mean", "minmax")
+
+
 @dataclass
 class ShadowKVConfig:
     # SVD rank of the pre-RoPE keys over all KV heads of a layer. None: the paper's ratio,
@@ -15,9 +18,13 @@ class ShadowKVConfig:
     rank: int | None = None
     chunk_size: int = 8  # tokens per chunk (landmark granularity)
     sparse_budget: int = 2048  # tokens attended from selected chunks per KV head
-    outlier_chunks: int = 48  # chunks kept exact per KV head (lowest key/landmark cosine)
+    outlier_chunks: int = 48  # chunks kept exact per KV head (lowest key/mean-key cosine)
     local_chunks: int = 4  # most recent chunks kept exact (the local window)
     min_context_len: int = 1024  # shorter sequences stay dense
+    # What a chunk's landmark is, and so how selection scores chunks (kv/landmarks.py): "mean"
+    # (the paper: the mean of the chunk's post-RoPE keys) or "minmax" (Quest's per-channel
+    # minimum and maximum, scored by the bound on the chunk's best key; twice the landmark rows).
+    landmark: str = "mean"
 
     def __post_init__(self):
         def check(ok: bool, message: str):
@@ -26,6 +33,10 @@ class ShadowKVConfig:
 
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "landmark":
+                check(value in LANDMARKS,
+                      f"landmark must be one of {', '.join(LANDMARKS)}, got {value!r}")
+                continue
             check((isinstance(value, int) and not isinstance(value, bool))
                   or (f.name == "rank" and value is None),
                   f"{f.name} must be an integer, got {value!r}")
@@ -44,6 +55,11 @@ class ShadowKVConfig:
     @property
     def budget_chunks(self) -> int:
         return self.sparse_budget // self.chunk_size
+
+    @property
+    def landmark_rows(self) -> int:
+        """Head rows (of head_dim values) one chunk's landmark takes."""
+        return 2 if self.landmark == "minmax" else 1
 
     @property
     def local_tokens(self) -> int:

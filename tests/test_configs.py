@@ -89,6 +89,7 @@ def test_broken_config_file_is_refused_naming_the_option(tmp_path, text, message
     (dict(local_chunks=0), "local_chunks"),
     (dict(chunk_size="8"), "chunk_size must be an integer"),
     (dict(budget=2048), "unknown option"),
+    (dict(landmark="max"), "landmark must be one of mean, minmax, got 'max'"),
 ])
 def test_invalid_shadowkv_config(bad, message):
     with pytest.raises(InvalidRequestError, match=message):

@@ -63,12 +63,13 @@ class SparseSettings:
     sparse_budget: int = 2048
     outlier_chunks: int = 48
     local_chunks: int = 4
+    landmark_rows: int = 1  # head rows a chunk's landmark takes: 2 for minmax landmarks
 
     @classmethod
     def of(cls, config) -> "SparseSettings":
         """From a ShadowKVConfig (or anything with the same attributes)."""
         return cls(config.rank, config.chunk_size, config.sparse_budget, config.outlier_chunks,
-                   config.local_chunks)
+                   config.local_chunks, config.landmark_rows)
 
     def layout(self, context: int) -> tuple[int, int, int, int]:
         """(chunks, outlier chunks, selected tokens, tail tokens) of a sequence of `context`."""
@@ -103,7 +104,7 @@ def shadowkv_step(shape: ModelShape, sparse: SparseSettings, batch: int, context
     chunks, outliers, selected, tail = sparse.layout(context)
     row = shape.kv_heads * shape.head_dim * itemsize  # one token's K (or V) of all KV heads
     per_layer = {
-        "landmarks": chunks * row,
+        "landmarks": chunks * row * sparse.landmark_rows,
         "coefficients": miss * selected * shape.kv_heads * sparse.rank * itemsize,
         "basis": shape.kv_heads * sparse.rank * shape.head_dim * itemsize,
         "rebuilt_keys": miss * selected * row,

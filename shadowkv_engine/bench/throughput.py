@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import LANDMARKS
 from ..llm import LLM
 from . import hf_peer
 from . import throughput_report as report
@@ -60,7 +61,8 @@ def build_llm(path: Path, args, mode: str, max_seqs: int, cpu_gb: float,
                cpu_offload_gb=cpu_gb, enforce_eager=enforce_eager,
                async_scheduling=args.async_scheduling, attention_backend=args.attention_backend,
                two_batch_overlap=args.two_batch_overlap,
-               shadowkv={"sparse_budget": args.budget, "min_context_len": COMPRESS_FROM})
+               shadowkv={"sparse_budget": args.budget, "min_context_len": COMPRESS_FROM,
+                         "landmark": args.landmark})
 
 
 def timed_context(row: dict, args) -> int:
@@ -170,6 +172,8 @@ def add_throughput_args(parser: argparse.ArgumentParser):
     parser.add_argument("--new-tokens", type=int, default=32, help="timed decode steps")
     parser.add_argument("--warmup", type=int, default=3, help="decode steps before timing")
     parser.add_argument("--budget", type=int, default=2048)
+    parser.add_argument("--landmark", default="mean", choices=LANDMARKS,
+                        help="ShadowKV chunk landmarks (minmax: twice the landmark bytes)")
     parser.add_argument("--attention", nargs="+", default=["dense", "shadowkv"],
                         choices=sorted(MODES),
                         help="shadowkv-host: ShadowKV with every value in host memory")

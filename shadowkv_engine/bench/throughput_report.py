@@ -34,7 +34,7 @@ def run_meta(args) -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commit": git_commit(), "torch": torch.__version__, "command": " ".join(sys.argv),
             "model": args.model, "shape": args.shape, "load_format": args.load_format,
-            "layers": args.layers, "budget": args.budget,
+            "layers": args.layers, "budget": args.budget, "landmark": args.landmark,
             "enforce_eager": args.enforce_eager, "attention_backend": args.attention_backend,
             "async_scheduling": args.async_scheduling,
             "two_batch_overlap": args.two_batch_overlap, "pcie_gbs": args.pcie_gbs}
@@ -48,7 +48,8 @@ def format_meta(meta: dict) -> str:
     return (f"{meta['device']}, {meta['date']}, commit {meta['commit']}, torch {meta['torch']}\n"
             f"{model_label(meta)} ({meta['load_format']} weights"
             f"{', ' + str(meta['layers']) + ' layers' if meta['layers'] else ''})"
-            f", budget {meta['budget']}, backend {meta['attention_backend']}"
+            f", budget {meta['budget']}, {meta.get('landmark', 'mean')} landmarks"
+            f", backend {meta['attention_backend']}"
             f"{', eager' if meta['enforce_eager'] else ''}"
             f"{'' if meta.get('async_scheduling', True) else ', no async scheduling'}"
             f", two-batch overlap {meta.get('two_batch_overlap', 'off')}; HBM copy "
@@ -110,7 +111,8 @@ def projections(rows, largest, shape: ModelShape, args, itemsize: int, hbm_bps: 
     """Roofline ShadowKV/dense tokens/s at each --project-hit-rates value, per context and batch
     (each mode at its own largest batch for 'max'), with the share of fetched values that the
     shadowkv row read over PCIe (all, where it was not measured)."""
-    kv = ShadowKVConfig(sparse_budget=args.budget).for_model(shape.kv_heads, shape.head_dim)
+    kv = ShadowKVConfig(sparse_budget=args.budget, landmark=args.landmark).for_model(
+        shape.kv_heads, shape.head_dim)
     sparse = SparseSettings.of(kv)
     out = []
     labels = list(dict.fromkeys(args.batches + ["max"]))

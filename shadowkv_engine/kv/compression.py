@@ -10,6 +10,7 @@ import torch
 
 from .. import ops
 from ..model.rope import RotaryEmbedding, undo_rope
+from .landmarks import chunk_landmarks, landmark_table
 from .sequence_kv import SequenceKV
 from .shadowkv import ShadowKV
 from .sparse_state import SparseDecodeState
@@ -54,7 +55,7 @@ def fold(caches: list[SequenceKV]) -> None:
         return
     storage: KVStorage = caches[0].storage
     store0 = caches[0].shadow
-    c, bs, rows_per_page = store0.cfg.chunk_size, storage.layout.block_size, store0.rows_per_page
+    c, bs, per_page = store0.cfg.chunk_size, storage.layout.block_size, store0.landmarks_per_page
     src_pages, src_rows, dst_pages, lm_pages, lm_rows = [], [], [], [], []
     for kv in caches:
         shadow = kv.shadow
@@ -63,8 +64,8 @@ def fold(caches: list[SequenceKV]) -> None:
         src_pages.append(pages)
         src_rows.append(rows)
         dst_pages.append(shadow.value_pages.array[positions // bs])
-        lm_pages.append(shadow.lm_pages.array[shadow.n_chunks // rows_per_page])
-        lm_rows.append(shadow.n_chunks % rows_per_page)
+        lm_pages.append(shadow.lm_pages.array[shadow.n_chunks // per_page])
+        lm_rows.append(shadow.n_chunks % per_page)
     index = to_device(np.concatenate([np.concatenate(src_pages), np.concatenate(src_rows),
                                       np.concatenate(dst_pages), np.array(lm_pages),
                                       np.array(lm_rows)]).astype(np.int64), storage.device)
@@ -72,8 +73,9 @@ def fold(caches: list[SequenceKV]) -> None:
     src_page, src_row, dst_page, lm_page, lm_row = index.split([n * c, n * c, n * c, n, n])
     keys = storage.kv[src_page, :, 0, :, src_row]  # [n*C, L, H, D]
     values = storage.kv[src_page, :, 1, :, src_row]
-    landmarks = keys.float().view(n, c, *keys.shape[1:]).mean(dim=1)  # [n, L, H, D]
-    storage.head_rows[lm_page, :, :, lm_row] = landmarks.to(storage.dtype)
+    rows = store0.cfg.landmark_rows
+    landmarks = chunk_landmarks(keys.view(n, c, *keys.shape[1:]).movedim(1, -2), rows)
+    landmark_table(storage.head_rows, rows)[lm_page, :, :, lm_row] = landmarks.to(storage.dtype)
     # Tail pages and value pages both hold position p at row p % block_size.
     for layer in range(storage.layout.num_layers):
         ops.offload_values(storage.values, values[:, layer], dst_page, src_row, layer,
@@ -94,23 +96,26 @@ def _write_basis(store: ShadowKV, layer: int, k_pre: torch.Tensor, vectors: torc
         store.storage.dtype)
     heads = store.storage.layout.num_kv_heads
     basis = top.T.reshape(rank, heads, -1).transpose(0, 1)  # [H, r, D]
-    _write_head_rows(store, store.basis_pages.tensor(), layer, 0, basis)
+    _write_head_rows(store.storage.head_rows, store.basis_pages.tensor(), store.rows_per_page,
+                     layer, basis)
 
 
-def _write_head_rows(store: ShadowKV, pages: torch.Tensor, layer: int, start: int,
+def _write_head_rows(table: torch.Tensor, pages: torch.Tensor, per_page: int, layer: int,
                      rows: torch.Tensor) -> None:
-    """rows: [H, n, D] written at per-head rows start..start+n-1 of the given pages."""
-    index = torch.arange(start, start + rows.shape[1], device=rows.device)
-    view = store.storage.head_rows
-    view[pages[index // store.rows_per_page], layer, :, index % store.rows_per_page] = (
-        rows.transpose(0, 1).to(view.dtype))
+    """rows: [H, n, W] written at rows 0..n-1 of a per-head table [pages, L, H, per_page, W]
+    (head_rows, or its landmark view), row i at page pages[i // per_page]."""
+    index = torch.arange(rows.shape[1], device=rows.device)
+    table[pages[index // per_page], layer, :, index % per_page] = rows.transpose(0, 1).to(
+        table.dtype)
 
 
 def _store_chunks(store: ShadowKV, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
     """Landmarks and offloaded values of the prompt's chunks; keys/values [H, n*C, D]."""
     c, heads, dim = store.cfg.chunk_size, keys.shape[0], keys.shape[2]
-    landmarks = keys.float().view(heads, -1, c, dim).mean(dim=2)
-    _write_head_rows(store, store.lm_pages.tensor(), layer, 0, landmarks)
+    rows = store.cfg.landmark_rows
+    landmarks = chunk_landmarks(keys.reshape(heads, -1, c, dim), rows)  # [H, n, rows*D]
+    _write_head_rows(landmark_table(store.storage.head_rows, rows), store.lm_pages.tensor(),
+                     store.landmarks_per_page, layer, landmarks)
     positions = torch.arange(values.shape[1], device=keys.device)
     pages = store.value_pages.tensor()[positions // store.block_size]
     ops.offload_values(store.storage.values, values.transpose(0, 1), pages,
@@ -119,7 +124,8 @@ def _store_chunks(store: ShadowKV, layer: int, keys: torch.Tensor, values: torch
 
 def _keep_outliers(store: ShadowKV, state: SparseDecodeState, slot: int, layer: int,
                    keys: torch.Tensor, values: torch.Tensor) -> None:
-    """Copies the chunks least like their landmark into the exact rows (per KV head)."""
+    """Copies the chunks least like their mean key (lowest cosine) into the exact rows (per KV
+    head)."""
     if store.n_out == 0:
         return
     c, heads, dim = store.cfg.chunk_size, keys.shape[0], keys.shape[2]

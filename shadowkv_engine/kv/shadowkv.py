@@ -4,7 +4,8 @@ Token positions [0, n_chunks*C) are compressed; positions from n_chunks*C on (th
 window and recent generated tokens) stay exact in `tail` (PagedTokens). Compressed tokens keep
   - a rank-r coefficient row per token (`u_pages`): pre-RoPE keys of all KV heads of a layer
     ~ coeffs @ basis, with the basis the top right singular vectors of the prompt's keys;
-  - a landmark per chunk and KV head (`lm_pages`): the mean of the chunk's post-RoPE keys;
+  - a landmark per chunk and KV head (`lm_pages`): by default the mean of the chunk's post-RoPE
+    keys, or their per-channel bounds (landmarks.py);
   - their values, in the value store (`value_pages`): pinned host memory, or the store's GPU
     tier where it has room (value_pool.py).
 Outlier chunks (lowest key/landmark cosine) are copied exact into `exact_pages`, followed by K
@@ -50,6 +51,7 @@ class ShadowKV:
         layout = storage.layout
         self.block_size = layout.block_size
         self.rows_per_page = layout.head_rows_per_page
+        self.landmarks_per_page = self.rows_per_page // cfg.landmark_rows
         self.u_per_page = layout.u_tokens_per_page(cfg.rank)
         self.n_chunks, self.n_out = chunk_counts(num_tokens, cfg)
         device = storage.device
@@ -79,7 +81,7 @@ class ShadowKV:
         n_chunks, n_out = chunk_counts(num_tokens, cfg)
         bs, rows = layout.block_size, layout.head_rows_per_page
         gpu = {"u": _ceil(num_tokens, layout.u_tokens_per_page(cfg.rank)),
-               "lm": _ceil(n_chunks, rows), "basis": _ceil(cfg.rank, rows),
+               "lm": _ceil(n_chunks, rows // cfg.landmark_rows), "basis": _ceil(cfg.rank, rows),
                "exact": _ceil((n_out + cfg.budget_chunks) * cfg.chunk_size, bs)}
         return gpu, _ceil(n_chunks * cfg.chunk_size, bs)
 
@@ -110,7 +112,7 @@ class ShadowKV:
         u = max(0, _ceil(self.num_tokens + num_new, self.u_per_page) - len(self.u_pages))
         lm = cpu = 0
         if self.folds_after(num_new):
-            lm = int(self.n_chunks // self.rows_per_page >= len(self.lm_pages))
+            lm = int(self.n_chunks // self.landmarks_per_page >= len(self.lm_pages))
             cpu = int(self.tail_start // self.block_size >= len(self.value_pages))
         return u, lm, cpu
 

@@ -9,6 +9,7 @@ import torch
 
 from .. import ops
 from ..config import ShadowKVConfig
+from .landmarks import landmark_queries, landmark_table
 from .sparse_state import SparseDecodeState
 from .step_metadata import SparseTables
 from .storage import KVStorage
@@ -25,8 +26,10 @@ def select_and_fetch(layer: int, q: torch.Tensor, k_pre: torch.Tensor, meta: Spa
     tables = meta.tables
     ops.project_coefficients(k_pre, storage.head_rows, tables.basis_pages, layer, cfg.rank,
                              storage.u_rows, meta.u_page, meta.u_row)
-    scores = ops.score_chunks_paged(q, storage.head_rows, meta.lm_pages, meta.n_chunks,
-                                    outliers[:, layer], layer, meta.max_chunks)
+    rows = cfg.landmark_rows
+    scores = ops.score_chunks_paged(landmark_queries(q, rows),
+                                    landmark_table(storage.head_rows, rows), meta.lm_pages,
+                                    meta.n_chunks, outliers[:, layer], layer, meta.max_chunks)
     fetch = ops.select_and_plan(scores, state.resident, meta.slots, layer, state.hits)
     # The fetch first: with two micro-batches, the key rebuild after it overlaps the other's fetch.
     if fetch_turns is not None:

@@ -168,7 +168,8 @@ class StepMetadataBuilder:
             "exact": ceil_div((cfg.outlier_chunks + cfg.budget_chunks) * self.chunk,
                               self.block_size),
             "values": ceil_div(max_model_len, self.block_size),
-            "lm": ceil_div(ceil_div(max_model_len, self.chunk), rows_per_page),
+            "lm": ceil_div(ceil_div(max_model_len, self.chunk),
+                           rows_per_page // cfg.landmark_rows),
         }
         self.tables = {name: Staged((rows, width), torch.int32, device)
                        for name, width in widths.items()}

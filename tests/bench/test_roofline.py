@@ -56,6 +56,15 @@ def test_shadowkv_misses_scale_the_fetch_only():
     assert hit.parts["coefficients"] == pytest.approx(0.4 * cold.parts["coefficients"])
 
 
+def test_minmax_landmarks_double_the_landmark_read_only():
+    mean = shadowkv_step(LLAMA_8B, PAPER, 8, 32768, miss=0.4, itemsize=2)
+    minmax = shadowkv_step(LLAMA_8B, SparseSettings(rank=160, landmark_rows=2), 8, 32768,
+                           miss=0.4, itemsize=2)
+    assert minmax.parts["landmarks"] == 2 * mean.parts["landmarks"] == 2 * 4092 * 2048 * 8 * 32
+    assert minmax.hbm - mean.hbm == mean.parts["landmarks"]  # 2.1 GB more a step
+    assert minmax.pcie == mean.pcie
+
+
 def test_projected_ratio_at_122k():
     # dense at batch 3 reads 15.01 GB + 3 x 16.1 GB; ShadowKV at batch 14, 60% hits, is PCIe
     # bound: 14 x 32 x 0.4 x 4 MiB = 751.6 MB at 50 GB/s

@@ -88,3 +88,21 @@ def test_host_values_mode_alone_with_two_batch_overlap(tmp_path, capsys):
     assert [r["mode"] for r in results["rows"]] == ["shadowkv-host"]
     assert results["meta"]["two_batch_overlap"] == "on"
     assert "2 host" in capsys.readouterr().out
+
+
+def test_minmax_landmarks_run_and_their_bytes_count_twice(tmp_path, capsys):
+    """--landmark minmax reaches the engine (its roofline counts two landmark rows a chunk) and
+    the JSON and the printed header say which landmarks ran."""
+    rows = {}
+    for landmark in ("mean", "minmax"):
+        out = tmp_path / f"{landmark}.json"
+        assert main(["bench", "throughput", "--shape", "tiny", "--device", "cpu", "--context",
+                     "1100", "--batches", "1", "--new-tokens", "2", "--warmup", "1", "--budget",
+                     "64", "--attention", "shadowkv", "--landmark", landmark,
+                     "--out", str(out)]) == 0
+        results = json.loads(out.read_text())
+        assert results["meta"]["landmark"] == landmark
+        assert f"{landmark} landmarks" in capsys.readouterr().out
+        rows[landmark] = results["rows"][0]
+    parts = {name: row["roofline"]["parts"]["landmarks"] for name, row in rows.items()}
+    assert parts["minmax"] == 2 * parts["mean"] > 0

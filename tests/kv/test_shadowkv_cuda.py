@@ -34,10 +34,11 @@ def test_exact_limit_on_cuda(make_checkpoint):
         assert s.outputs[0].token_ids == d.outputs[0].token_ids
 
 
-def test_sparse_bf16_on_cuda(make_checkpoint):
+@pytest.mark.parametrize("landmark", ["mean", "minmax"])  # minmax: the scoring op at 2x width
+def test_sparse_bf16_on_cuda(make_checkpoint, landmark):
     path = str(make_checkpoint("llama3", head_dim=64))
     sparse = dict(rank=16, chunk_size=8, sparse_budget=128, outlier_chunks=4, local_chunks=2,
-                  min_context_len=256)
+                  min_context_len=256, landmark=landmark)
     llm = LLM(model=path, device="cuda", dtype="bfloat16", attention="shadowkv", shadowkv=sparse,
               num_gpu_blocks=1024, num_cpu_blocks=512)
     out = llm.generate([prompt(3000, 2), prompt(900, 3), prompt(60, 4)], greedy(40))

@@ -82,13 +82,16 @@ def test_short_prompts_stay_dense(make_checkpoint):
     assert not engine.scheduler.running[0].kv.compressed
 
 
-@pytest.mark.parametrize("prompt_len,device_value_pages", [(400, 0), (1111, 0), (1111, 20)])
-def test_memory_matches_documented_formula(make_checkpoint, prompt_len, device_value_pages):
+@pytest.mark.parametrize("prompt_len,device_value_pages,landmark",
+                         [(400, 0, "mean"), (1111, 0, "mean"), (1111, 20, "mean"),
+                          (1111, 0, "minmax")])
+def test_memory_matches_documented_formula(make_checkpoint, prompt_len, device_value_pages,
+                                           landmark):
     """docs/shadowkv.md, "Memory per sequence"; with a device tier, the value pages it holds
-    come first and the rest are host pages."""
+    come first and the rest are host pages; minmax landmarks take two rows a chunk."""
     path = make_checkpoint("llama3")
     cfg = dict(rank=24, chunk_size=8, sparse_budget=256, outlier_chunks=5, local_chunks=3,
-               min_context_len=0)
+               min_context_len=0, landmark=landmark)
     arena_page = 2 * 2 * 2 * 16 * 32 * 4  # layers * (K, V) * heads * block * dim * float32
     tier_gb = device_value_pages // 2 * arena_page / 2**30
     engine = LLMEngine(EngineConfig(model=str(path), device="cpu", attention="shadowkv",
@@ -114,7 +117,8 @@ def test_memory_matches_documented_formula(make_checkpoint, prompt_len, device_v
     tail_pages = len({p // bs for p in range(n_chunks * c, tokens)})
     expected = {
         "gpu_lowrank_bytes": ceil(tokens, tokens_per_u_page) * gpu_page,
-        "gpu_landmark_bytes": ceil(n_chunks, 2 * bs) * gpu_page,
+        "gpu_landmark_bytes": ceil(n_chunks, 2 * bs // (2 if landmark == "minmax" else 1))
+        * gpu_page,
         "gpu_basis_bytes": ceil(24, 2 * bs) * gpu_page,
         "gpu_exact_bytes": ceil((n_out + 256 // c) * c, bs) * gpu_page,
         "gpu_tail_bytes": tail_pages * gpu_page,

@@ -23,14 +23,21 @@ def test_flags_set_engine_and_shadowkv_options(tmp_path):
                        "--attention", "dense", "--max-model-len", "4096", "--max-num-seqs", "3",
                        "--max-queued-requests", "0", "--cpu-offload-gb", "1.5",
                        "--shadowkv-rank", "64", "--shadowkv-sparse-budget", "256",
-                       "--shadowkv-min-context-len", "0")
+                       "--shadowkv-min-context-len", "0", "--shadowkv-landmark", "minmax")
     assert config.model == str(tmp_path)
     assert (config.device, config.dtype, config.attention) == ("cpu", "float32", "dense")
     assert (config.max_model_len, config.max_num_seqs, config.max_queued_requests) == (4096, 3, 0)
     assert config.cpu_offload_gb == 1.5
     assert (config.shadowkv.rank, config.shadowkv.sparse_budget) == (64, 256)
-    assert config.shadowkv.min_context_len == 0
+    assert (config.shadowkv.min_context_len, config.shadowkv.landmark) == (0, "minmax")
     assert config.shadowkv.chunk_size == 8  # untouched options keep their defaults
+
+
+def test_landmark_flag_names_its_choices(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        config_of(str(tmp_path), "--shadowkv-landmark", "median")
+    err = capsys.readouterr().err
+    assert "--shadowkv-landmark: invalid choice: 'median'" in err and "minmax" in err
 
 
 def test_flags_override_the_config_file(tmp_path):
