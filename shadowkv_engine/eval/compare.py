@@ -1,13 +1,15 @@
 """Compare two `shadowkv eval --output` files sample for sample (a reference, e.g. dense attention,
 and a candidate, e.g. ShadowKV at some budget):
 
-    python -m shadowkv_engine.eval.compare dense.json shadowkv.json [--digits-only]
+    python -m shadowkv_engine.eval.compare dense.json shadowkv.json [--digits-only] [--lost FILE]
 
 Both runs draw the same samples for the same seeds, so each cell (task, length, split, answer
 mode) present in both is compared on the seeds both hold: each run's accuracy, the samples whose
 outputs are the same text, and how many of the reference's right answers the candidate keeps.
 `--digits-only` counts only the samples whose key is a number (layout format `digits*`, issue 16's
-targets); classic-split samples carry no layout and always count.
+targets); classic-split samples carry no layout and always count. `--lost FILE` writes the
+samples right under the reference and wrong under the candidate as [[task, seed], ...], the input
+of benchmarks/replay_samples.py.
 """
 import argparse
 import json
@@ -60,6 +62,15 @@ def compare(reference: dict[CellKey, dict[int, dict]], candidate: dict[CellKey, 
     return comparisons
 
 
+def lost_samples(reference: dict[CellKey, dict[int, dict]],
+                 candidate: dict[CellKey, dict[int, dict]]) -> list[tuple[str, int]]:
+    """(task, seed) of every sample, in any common cell, that the candidate got wrong and the
+    reference right."""
+    return [(key[0], seed) for key in sorted(reference.keys() & candidate.keys())
+            for seed in sorted(reference[key].keys() & candidate[key].keys())
+            if reference[key][seed]["correct"] and not candidate[key][seed]["correct"]]
+
+
 def format_comparisons(comparisons: list[CellComparison]) -> str:
     header = f"{'cell':<36} | samples | reference | candidate | same output | right under both / reference"
     lines = [header, "-" * len(header)]
@@ -75,11 +86,18 @@ def main(argv=None) -> int:
     p.add_argument("candidate", help="eval JSON of the run compared with it (e.g. ShadowKV)")
     p.add_argument("--digits-only", action="store_true",
                    help="count only samples whose key is a number (issue 16's targets)")
+    p.add_argument("--lost", metavar="FILE",
+                   help="write [[task, seed], ...] of the samples the candidate lost")
     args = p.parse_args(argv)
-    comparisons = compare(load_cells(args.reference), load_cells(args.candidate), args.digits_only)
+    reference, candidate = load_cells(args.reference), load_cells(args.candidate)
+    comparisons = compare(reference, candidate, args.digits_only)
     if not comparisons:
         raise SystemExit("no cell (task, length, split, answer mode) is in both files")
     print(format_comparisons(comparisons))
+    if args.lost:
+        lost = lost_samples(reference, candidate)
+        Path(args.lost).write_text(json.dumps(lost))
+        print(f"wrote {len(lost)} lost samples to {args.lost}")
     return 0
 
 

@@ -1,5 +1,6 @@
 """The benchmark scripts end to end on the CPU: benchmarks/throughput.py (the subcommand as a
-script) with the profiler and the transformers peer, and the hit rate of the shipped model."""
+script) with the profiler and the transformers peer, the hit rate of the shipped model, and the
+two diagnostics of lost samples (replay, selection coverage)."""
 import json
 import runpy
 import sys
@@ -47,3 +48,27 @@ def test_hit_rate_default_model(monkeypatch, tmp_path):
     (cell,) = json.loads(out.read_text())
     assert cell["length"] == 2048 and cell["selected"] > 0
     assert 0 < cell["hit_rate"] <= cell["warm_hit_rate"] <= 1
+
+
+@pytest.mark.slow
+def test_replay_samples_reruns_chosen_samples_under_each_setting(monkeypatch, tmp_path, capsys):
+    samples = tmp_path / "lost.json"
+    samples.write_text('[["passkey", 1000000000], ["niah_single", 1000000001]]')
+    run("replay_samples.py", monkeypatch, str(samples), "--length", "2k", "--split", "classic",
+        "--setting", "dense", "--setting", '{"landmark": "minmax", "min_context_len": 512}')
+    lines = capsys.readouterr().out.splitlines()
+    summaries = [line for line in lines if line.startswith("==")]
+    assert len(summaries) == 2 and all(" 2/2 right in " in line for line in summaries), summaries
+    assert sum(line.startswith('{"landmark": "minmax"') for line in lines) == 2
+
+
+@pytest.mark.slow
+def test_selection_coverage_reports_every_rule_for_every_head(monkeypatch, tmp_path, capsys):
+    samples = tmp_path / "lost.json"
+    samples.write_text('[["passkey", 1000000000]]')
+    run("selection_coverage.py", monkeypatch, str(samples), "--length", "4k", "--split", "classic")
+    lines = capsys.readouterr().out.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("rule")))
+    rows = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in lines[header + 1:]}
+    assert set(rows) == {"mean", "minmax", "best-key", "best-rank"}
+    assert all(len(row) == 8 and all(0 < x <= 1.0 + 1e-6 for x in row) for row in rows.values())

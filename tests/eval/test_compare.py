@@ -1,4 +1,6 @@
 """Comparing two eval outputs sample for sample (python -m shadowkv_engine.eval.compare)."""
+import json
+
 import pytest
 
 from shadowkv_engine.eval.compare import compare, load_cells, main
@@ -32,8 +34,12 @@ def test_compare_counts_kept_answers_and_same_outputs(byte_tokenizer, tmp_path, 
     [digits] = compare(load_cells(tmp_path / "dense.json"), load_cells(tmp_path / "sparse.json"),
                        digits_only=True)
     assert digits.samples == len(numeric) and digits.reference_correct == sum(i < 4 for i in numeric)
-    assert main([str(tmp_path / "dense.json"), str(tmp_path / "sparse.json")]) == 0
+    assert main([str(tmp_path / "dense.json"), str(tmp_path / "sparse.json"),
+                 "--lost", str(tmp_path / "lost.json")]) == 0
     assert "passkey @1K (heldout, free)" in capsys.readouterr().out
+    # right under dense, wrong under sparse: samples 0 and 3, by seed (replay_samples.py's input)
+    assert json.loads((tmp_path / "lost.json").read_text()) == [
+        ["passkey", samples[0].seed], ["passkey", samples[3].seed]]
 
 
 def test_compare_rejects_files_that_are_not_eval_outputs(tmp_path):

@@ -18,16 +18,17 @@ HELDOUT_TASK = "passkey"
 HELDOUT_LENGTH = 4096
 HELDOUT_SAMPLES = 20
 # Recorded on the CPU, 2026-12-01 (docs/accuracy.md), the shipped model (continued on made-up
-# layouts in seven runs, the last two on two GPUs):
+# layouts in eight runs, the last on needles from a grammar):
 # - classic, 2K, answer prefix supplied: full attention 100 / 100 / 100% (passkey, niah_single,
 #   niah_multikey); ShadowKV with SHADOWKV_CLASSIC (budget 1/4 of the context) the same.
 # - held-out passkey, 4K, free answers (the model writes the whole answer, as a user's request
-#   has it): full attention 100% (the model before it 75%, the first continued model 65%, the
+#   has it): full attention 95% (the model before it 100%, the second continued model 75%, the
 #   first retrained model 45%, the 8K model before them 0%); ShadowKV at the engine's defaults
-#   100%. With the answer prefix supplied: 100 / 100% (not run here).
-# - blind passkey, 4K, free answers (the blind split: written after the model, never used to
-#   choose training data, so the honest measure of layouts nobody planned for): full attention
-#   75%, ShadowKV at the defaults 75%.
+#   95%.
+# - blind passkey, 4K, free answers: full attention 85% (the model before it, for which the
+#   split was blind, 75%), ShadowKV at the defaults 85%. The shipped model's training data was
+#   chosen from this split's results, so the cell is a regression check, not a blind measure
+#   (that is blind2, docs/accuracy.md).
 FULL_ATTENTION_FLOOR = 0.9
 HELDOUT_FLOOR = 0.8
 BLIND_FLOOR = 0.6
