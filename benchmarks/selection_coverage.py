@@ -14,8 +14,8 @@ the local window and tail) plus the chunks each rule selects within the budget. 
   best-key  each chunk's best q.k over its exact keys (an oracle: what a token-level score sees)
   best-rank each chunk's best q.k over its rank-r keys (pre-RoPE keys projected on the top-r
             eigenvectors of the prompt's key Gram matrix, then RoPE), as ShadowKV rebuilds them
-Each rule scores like the engine: a softmax over the chunks per query head, the maximum over
-the group. About 40 s a 32K sample on 2 cores.
+Each rule scores like the engine (the landmark rules through its own op): outliers left out, a
+softmax over the chunks per query head, the maximum over the group. About 40 s a 32K sample on 2 cores.
 """
 import argparse
 import json
@@ -27,27 +27,36 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 from shadowkv_engine.config import ShadowKVConfig
 from shadowkv_engine.default_model import DEFAULT_MODEL_DIR
 from shadowkv_engine.eval.tasks import make_sample, parse_length
+from shadowkv_engine.kv.compression import outlier_chunk_ids
+from shadowkv_engine.kv.landmarks import chunk_landmarks, landmark_queries
+from shadowkv_engine.ops.chunk_scores import score_chunks
 
 RULES = ("mean", "minmax", "best-key", "best-rank")
 
 
-def group_scores(logits: torch.Tensor, dim: int) -> torch.Tensor:
-    """[H, G, N] chunk logits -> [H, N]: softmax per query head, maximum over the group."""
+def group_scores(logits: torch.Tensor, dim: int, excluded: torch.Tensor) -> torch.Tensor:
+    """[H, G, N] chunk logits -> [H, N] as ops.score_chunks forms them from landmarks: excluded
+    chunks out, a softmax per query head, the maximum over the group."""
+    logits = logits.scatter(2, excluded[:, None].expand(-1, logits.shape[1], -1), float("-inf"))
     return torch.softmax(logits / dim ** 0.5, dim=-1).amax(dim=1)
 
 
-def rule_scores(q: torch.Tensor, keys: torch.Tensor, low_rank: torch.Tensor, chunk: int) -> dict:
-    """q: [H, G, D]; keys, low_rank: [H, n*chunk, D] post-RoPE keys of the compressed chunks."""
-    heads, _, dim = q.shape
+def rule_scores(q: torch.Tensor, keys: torch.Tensor, low_rank: torch.Tensor, chunk: int,
+                excluded: torch.Tensor) -> dict:
+    """q: [H, G, D]; keys, low_rank: [H, n*chunk, D] post-RoPE keys of the compressed chunks;
+    excluded: [H, X] the outlier chunks. The landmark rules go through the engine's own
+    landmarks and scoring op."""
+    heads, group, dim = q.shape
     chunks = keys.view(heads, -1, chunk, dim)
-    lo, hi = chunks.amin(2), chunks.amax(2)
-    bound = torch.maximum(q[:, :, None] * lo[:, None], q[:, :, None] * hi[:, None]).sum(-1)
-    per_token = torch.einsum("hgd,hsd->hgs", q, keys).view(heads, q.shape[1], -1, chunk)
-    per_rank = torch.einsum("hgd,hsd->hgs", q, low_rank).view(heads, q.shape[1], -1, chunk)
-    return {"mean": group_scores(torch.einsum("hgd,hnd->hgn", q, chunks.mean(2)), dim),
-            "minmax": group_scores(bound, dim),
-            "best-key": group_scores(per_token.amax(-1), dim),
-            "best-rank": group_scores(per_rank.amax(-1), dim)}
+    flat_q = q.reshape(heads * group, dim)
+    scores = {kind: score_chunks(landmark_queries(flat_q, rows), chunk_landmarks(chunks, rows),
+                                 excluded)
+              for kind, rows in (("mean", 1), ("minmax", 2))}
+    per_token = torch.einsum("hgd,hsd->hgs", q, keys).view(heads, group, -1, chunk)
+    per_rank = torch.einsum("hgd,hsd->hgs", q, low_rank).view(heads, group, -1, chunk)
+    scores["best-key"] = group_scores(per_token.amax(-1), dim, excluded)
+    scores["best-rank"] = group_scores(per_rank.amax(-1), dim, excluded)
+    return scores
 
 
 class Recorder:
@@ -90,18 +99,15 @@ def coverage(model, recorder, tokenizer, task, seed, args, cfg) -> dict:
         low = (k_pre @ basis @ basis.T).view(prompt, heads, dim).transpose(0, 1)[None]
         low = apply_rotary_pos_emb(q[:, :, :prompt], low, cos[:, :prompt], sin[:, :prompt])[1][0]
         compressed = k_post[:, :n * c]
-        chunks = compressed.view(heads, n, c, dim)
-        cosine = torch.nn.functional.cosine_similarity(chunks, chunks.mean(2, keepdim=True), dim=-1)
-        outliers = cosine.amin(-1).topk(min(cfg.outlier_chunks, n), largest=False).indices
+        outliers = outlier_chunk_ids(compressed, c, min(cfg.outlier_chunks, n))
         for step in range(prompt - 1, len(ids) - 1):
             qs = q_post[:, step].view(heads, q_heads // heads, dim)
             logits = torch.einsum("hgd,hsd->hgs", qs, k_post[:, :step + 1]) / dim ** 0.5
             prob = torch.softmax(logits, -1).mean(1)  # [H, keys]
             mass = prob[:, :n * c].view(heads, n, c).sum(-1)
             exact = prob[:, n * c:].sum(-1) + mass.gather(1, outliers).sum(-1)
-            for rule, scores in rule_scores(qs, compressed, low[:, :n * c], c).items():
-                picked = scores.scatter(1, outliers, float("-inf")).topk(
-                    min(cfg.budget_chunks, n - outliers.shape[1]), -1).indices
+            for rule, scores in rule_scores(qs, compressed, low[:, :n * c], c, outliers).items():
+                picked = scores.topk(min(cfg.budget_chunks, n - outliers.shape[1]), -1).indices
                 kept = exact + mass.gather(1, picked).sum(-1)
                 for h in range(heads):
                     out.setdefault((rule, layer, h), []).append(float(kept[h]))

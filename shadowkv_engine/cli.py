@@ -56,6 +56,7 @@ SHADOWKV_FLAG_HELP = {
     "landmark": "what scores a chunk: mean (the paper's mean key) or minmax (Quest's per-channel "
                 "bounds, twice the landmark memory)",
 }
+SHADOWKV_CHOICES = {"landmark": LANDMARKS}
 CHOICES = {"attention": ATTENTION_MODES, "dtype": DTYPES, "attention_backend": ATTENTION_BACKENDS,
            "two_batch_overlap": TWO_BATCH_OVERLAP}
 
@@ -92,10 +93,9 @@ def add_engine_args(parser: argparse.ArgumentParser):
                             help=f"{ENGINE_FLAG_HELP.get(f.name, f.name)} (default: {f.default})")
     shadowkv = parser.add_argument_group("ShadowKV")
     for f in fields(ShadowKVConfig):
-        landmark = f.name == "landmark"
         shadowkv.add_argument(_flag("shadowkv_" + f.name), dest="shadowkv_" + f.name,
-                              type=str if landmark else int, default=None,
-                              choices=LANDMARKS if landmark else None,
+                              type=_flag_type(f.type, f.default), default=None,
+                              choices=SHADOWKV_CHOICES.get(f.name),
                               help=f"{SHADOWKV_FLAG_HELP.get(f.name, f.name)} (default: {f.default})")
 
 

@@ -122,16 +122,23 @@ def _store_chunks(store: ShadowKV, layer: int, keys: torch.Tensor, values: torch
                        positions % store.block_size, layer, store.storage.device_values)
 
 
+def outlier_chunk_ids(keys: torch.Tensor, chunk_size: int, count: int) -> torch.Tensor:
+    """keys: [H, n*C, D] post-RoPE keys of the compressed chunks -> [H, count] sorted ids of the
+    chunks whose keys are least like their mean (the lowest key/mean cosine of any key)."""
+    heads, dim = keys.shape[0], keys.shape[2]
+    chunks = keys.float().view(heads, -1, chunk_size, dim)
+    cosine = torch.nn.functional.cosine_similarity(chunks, chunks.mean(2, keepdim=True), dim=-1)
+    return cosine.amin(dim=-1).topk(count, dim=-1, largest=False).indices.sort().values
+
+
 def _keep_outliers(store: ShadowKV, state: SparseDecodeState, slot: int, layer: int,
                    keys: torch.Tensor, values: torch.Tensor) -> None:
     """Copies the chunks least like their mean key (lowest cosine) into the exact rows (per KV
     head)."""
     if store.n_out == 0:
         return
-    c, heads, dim = store.cfg.chunk_size, keys.shape[0], keys.shape[2]
-    chunks = keys.float().view(heads, -1, c, dim)
-    cosine = torch.nn.functional.cosine_similarity(chunks, chunks.mean(2, keepdim=True), dim=-1)
-    ids = cosine.amin(dim=-1).topk(store.n_out, dim=-1, largest=False).indices.sort().values
+    c, dim = store.cfg.chunk_size, keys.shape[2]
+    ids = outlier_chunk_ids(keys, c, store.n_out)
     state.outliers[slot, layer, :, :store.n_out] = ids.int()
     rows = (ids[:, :, None] * c + torch.arange(c, device=ids.device)).flatten(1)  # [H, n*C]
     exact_k = keys.gather(1, rows[:, :, None].expand(-1, -1, dim))
