@@ -220,6 +220,58 @@ def _stylesheet(rng: random.Random, i: int) -> str:
         d=rng.randint(1, 9))
 
 
+
+# -- the blind3 split's sources (layouts.py), one of each category, over the blind3 words --------
+LEGAL_SENTENCES = ("This agreement shall be governed by the laws of the place where it was signed.",
+                   "Nothing in this clause limits either party's rights under applicable law.",
+                   "Headings are inserted for convenience only and shall not affect interpretation.",
+                   "Any notice under this agreement must be given in writing to the other party.",
+                   "If any provision is held to be invalid, the remaining provisions shall continue "
+                   "in full force.",
+                   "Words importing the singular include the plural and vice versa.")
+_MINUTES_PATTERNS = (
+    "{name} opened the meeting and apologised for the state of the {adj} {noun}.",
+    "Apologies were received from {name} and {name2}.",
+    "Action: {name} to find out who owns the {adj} {noun2} before the next meeting.",
+    "{name2} raised concerns about the {noun}; after some discussion no decision was taken.",
+    "The minutes of the last meeting were approved, subject to one correction about the {noun2}.",
+    "It was agreed that the {adj} {noun} would stay in the hall until the spring.",
+    "There being no other business, the chair closed the meeting after {n} minutes.",
+)
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_ABBREVIATIONS = tuple(month[:3] for month in _MONTHS)
+_EVENTS = ("sync", "review", "catch-up", "rehearsal", "drop-in", "fitting", "walkthrough")
+# A terminal session: prompts, commands and their output, one line a unit.
+_SHELL_PATTERNS = (
+    "{user}@{host}:~/{noun}$ ls",
+    "{noun}.md  {adj}-{noun2}  notes.txt",
+    "{user}@{host}:~/{noun}$ cd {adj}-{noun2}",
+    "{user}@{host}:~$ grep -rn {adj} {noun}/",
+    "{noun}/index.md:{n}:the {adj} {noun2} is still missing",
+    "{user}@{host}:~$ wc -l {noun}.md",
+    "{n} {noun}.md",
+    "bash: {noun2}: command not found",
+    "{user}@{host}:~/{noun}$ mv {noun2}.txt old/",
+    "-rw-r--r-- 1 {user} staff {n} {mon} {day} {noun}.md",
+)
+
+
+def _calendar(rng: random.Random, i: int) -> str:
+    start = rng.randrange(7 * 4, 19 * 4)  # in quarter hours
+    end = start + rng.randint(1, 8)
+    return (f"{rng.choice(_WEEKDAYS)} {rng.randint(1, 28)} {rng.choice(_MONTH_ABBREVIATIONS)} · "
+            f"{start // 4:02d}:{start % 4 * 15:02d}-{end // 4:02d}:{end % 4 * 15:02d} · "
+            f"{rng.choice(words.BLIND3_ADJECTIVES)} {rng.choice(words.BLIND3_NOUNS)} "
+            f"{rng.choice(_EVENTS)} · {rng.choice(words.BLIND3_NAMES)}")
+
+
+def _shell(rng: random.Random, i: int) -> str:
+    adj, (noun, noun2, host) = rng.choice(words.BLIND3_ADJECTIVES), rng.sample(words.BLIND3_NOUNS, 3)
+    return rng.choice(_SHELL_PATTERNS).format(
+        user=rng.choice(words.BLIND3_NAMES).lower(), host=host, adj=adj, noun=noun, noun2=noun2,
+        n=rng.randint(1, 999), mon=rng.choice(_MONTH_ABBREVIATIONS), day=rng.randint(1, 28))
+
+
 FILLERS = {f.name: f for f in (
     Filler("noise", "repeated", " ", _cycle(NOISE_SENTENCES)),
     Filler("refrain", "repeated", " ", _cycle(REFRAIN_SENTENCES)),
@@ -246,4 +298,9 @@ FILLERS = {f.name: f for f in (
                                             words.BLIND2_NOUNS, words.BLIND2_NAMES)),
     Filler("receipt", "list", "\n", _receipt),
     Filler("stylesheet", "code", "\n", _stylesheet),
+    Filler("legal", "repeated", " ", _cycle(LEGAL_SENTENCES)),
+    Filler("minutes", "prose", " ", _pattern(_MINUTES_PATTERNS, words.BLIND3_ADJECTIVES,
+                                             words.BLIND3_NOUNS, words.BLIND3_NAMES)),
+    Filler("calendar", "list", "\n", _calendar),
+    Filler("shell", "code", "\n", _shell),
 )}

@@ -13,9 +13,9 @@ and the nouns that name them, the value formats (4-8 digits, short alphanumeric 
 depth (uniform) and leaving the instruction out (NO_INSTRUCTION_RATE).
 
 Training data (training/layout_documents.py) draws only from TRAIN; `shadowkv eval --split
-heldout` measures on HELDOUT, `--split blind` on BLIND and `--split blind2` on BLIND2 (more
-held-out splits, see there). The classic layouts (tasks.py, templates.py) are members of the
-train pools: the README's passkey example is a train layout.
+heldout` measures on HELDOUT, `--split blind` on BLIND, `--split blind2` on BLIND2 and `--split
+blind3` on BLIND3 (more held-out splits, see there). The classic layouts (tasks.py,
+templates.py) are members of the train pools: the README's passkey example is a train layout.
 """
 import itertools
 import random
@@ -186,7 +186,52 @@ BLIND2 = Pools(
                 ("storage unit", "digits"), ("licence plate", "alnum")),
 )
 
-SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2)}
+# A fourth held-out split, written on 2026-12-01 (session 13) after BLIND2 had been read (its
+# per-template and per-filler results may steer the next model's training data), before the model
+# trained after it existed and before any model was run on it; written without reference to
+# training's parts. Read, not tuned on: keep its material out of training and its misses out of
+# the choice of training data.
+BLIND3 = Pools(
+    name="blind3",
+    instructions=(
+        "Please find below the full text of the document under review. I would be grateful if you "
+        "could locate one particular detail in it.",
+        "Hello, I put here the document from my office, it is very long. Inside is one "
+        "information that I need, please help me to find it.",
+        "long doc below, one question after it",
+        "Request type: lookup / Source: pasted text (below) / Urgency: normal",
+        "Go through everything pasted below, line by line, and be ready to answer from it alone.",
+    ),
+    needles=(
+        "Field seven, {subject}, to be filled in block capitals: {value}",
+        "About {subject} (my colleague told it to me yesterday, I hope I write it correct), it "
+        "is {value}.",
+        "The figure {value}, having been checked by the undersigned, shall be treated as "
+        "{subject} from the date of signature.",
+        "lol I typed {value} into the portal three times before anyone mentioned that was "
+        "{subject} and not the login",
+        "Don't mix this one up with anything else: {subject}, the one we will need on Monday "
+        "morning at the front gate, reads {value}.",
+        "{Subject} — checked twice ({value}), no further action needed.",
+    ),
+    questions=(
+        "Would you be so kind as to state {subject}, exactly as it is recorded above?",
+        "Please, which is {subject}? I am searching it since one hour and I cannot find.",
+        "need {subject} asap, ty",
+        "Information requested: {subject}. Reply with the value only.",
+        "ok dumb question but {subject} is somewhere in that wall of text and I genuinely cannot "
+        "spot it, what is it?",
+        "Scroll back up and tell me {subject}, word for word.",
+    ),
+    fillers=("legal", "minutes", "calendar", "shell"),
+    key_adjectives=tuple(words.BLIND3_ADJECTIVES),
+    key_nouns=tuple(words.BLIND3_NOUNS),
+    names=tuple(words.BLIND3_NAMES),
+    attributes=(("allotment plot", "digits"), ("gas meter reading", "digits"),
+                ("vaccination record", "alnum"), ("pallet label", "alnum")),
+)
+
+SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2, BLIND3)}
 
 # Kinds of fact that need no name: at most one of each in a context. (subjects, value formats)
 UNNAMED_KINDS = {
