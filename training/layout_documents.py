@@ -22,6 +22,7 @@ from shadowkv_engine.eval.layouts import (NAMED_KINDS, NO_INSTRUCTION_RATE, TRAI
 from shadowkv_engine.eval.problem import hide
 
 from . import procedural_layouts as procedural
+from .procedural_fillers import ProceduralFiller
 from .conversation import Conversation, Turn
 
 MAX_FACTS = 12
@@ -48,7 +49,7 @@ def layout_conversation(rng: random.Random, label: str, length: int) -> Conversa
         needles.append(needle_sentence(template, rng.choice(fact.subjects), fact.value))
     depths = [rng.random() for _ in facts]
     if made_up():
-        haystack = procedural.ProceduralFiller(label)
+        haystack = ProceduralFiller(label)
         separator = haystack.separator
     else:
         filler = rng.choice(TRAIN.fillers)

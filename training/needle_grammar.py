@@ -11,7 +11,8 @@ to a value, so shape coverage does not depend on a test.
 
 Caveat, for whoever measures the next model: this grammar was written by someone who had read
 the blind split's per-template results, so a model trained on it must be measured on a newly
-written blind split (`--split blind2`, written before that model), not on that one.
+written blind split (`--split blind2`, written before that model), not on that one; and the
+model after run 8, trained with the asides below, on `--split blind3`.
 
 Templates keep the slots of layouts.needle_sentence(): {subject}, {Subject}, {value}; each of
 {subject} and {value} exactly once.
@@ -73,3 +74,31 @@ def composed_statement(rng: random.Random) -> str:
     if rng.random() < 0.35:
         statement += rng.choice((" ", ", ", " - ")) + rng.choice(TRAILERS)
     return statement
+
+
+# Words between the first slot and the rest ("{subject}, as far as I know, is {value}") and a
+# circumstance before the statement ("Once the forms were signed, ..."): a fact in a user's text
+# is rarely a bare "subject link value", and a model that finds a value only right next to its
+# subject misses it when anything comes between (added for the model after run 8, before the
+# blind3 split existed; see docs/accuracy.md).
+ASIDES = ("as far as I know", "if I remember right", "for what it's worth", "believe it or not",
+          "the one from last week", "after all that", "which nobody told me", "so I hear",
+          "according to the sheet", "to be honest", "at long last", "and I checked twice",
+          "the one everyone asks about", "in case it matters", "strangely enough",
+          "as usual", "mind you", "I think", "if you ask the office", "and this is important")
+CIRCUMSTANCES = ("After the meeting ran long", "Before anyone left", "While the kettle boiled",
+                 "Once the forms were signed", "When we got back", "In the end",
+                 "After two weeks of waiting", "Late on the second day", "Since nothing changed",
+                 "As it happens", "Between you and me", "For the new season",
+                 "Following the last review", "Until we hear otherwise", "Just before lunch",
+                 "On the way out", "At the bottom of the page", "Somewhere in the middle")
+
+
+def interrupted(statement: str, rng: random.Random) -> str:
+    """The statement with an aside after its first slot, or a circumstance before it."""
+    if rng.random() < 0.5:
+        first = min(("{subject}", "{value}"), key=lambda slot: statement.find(slot)
+                    if slot in statement else len(statement))
+        at = statement.index(first) + len(first)
+        return f"{statement[:at]}, {rng.choice(ASIDES)},{statement[at:]}"
+    return f"{rng.choice(CIRCUMSTANCES)}, {statement}"

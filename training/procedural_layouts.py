@@ -18,7 +18,7 @@ is open-ended, so training here composes each piece from parts instead:
   "pechim tag");
 - questions may say where to look ("... in the passage above?").
 
-Nothing here may produce held-out material (of the heldout, blind or blind2 split): none of the
+Nothing here may produce held-out material (of the heldout, blind, blind2 or blind3 split): none of the
 held-out templates' fixed text, filler markers (' | ', '[INFO]', '{"name": ', ...), words or
 attributes (tests/eval/test_layouts.py checks the training stream). Made-up words and
 attributes that happen to be held-out ones are skipped, which is the only use of the held-out
@@ -32,10 +32,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from shadowkv_engine.eval import words
-from shadowkv_engine.eval.fillers import prose_sentence
-from shadowkv_engine.eval.layouts import BLIND, BLIND2, HELDOUT, TRAIN, Pools
+from shadowkv_engine.eval.layouts import BLIND, BLIND2, BLIND3, HELDOUT, TRAIN, Pools
 
-from .needle_grammar import composed_statement
+from .needle_grammar import composed_statement, interrupted
 
 # -- made-up words ------------------------------------------------------------------------------
 _SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "bel", "cor", "fen",
@@ -105,7 +104,8 @@ _ATTRIBUTE_SUFFIXES = (("number", "digits"), ("code", "alnum"), ("ID", "alnum"),
                        ("slot", "digits"), ("tag", "alnum"), ("key", "alnum"), ("spot", "digits"),
                        ("reference", "alnum"), ("extension", "digits"), ("count", "digits"))
 _HELDOUT_ATTRIBUTES = {attribute for attribute, _ in
-                       HELDOUT.attributes + BLIND.attributes + BLIND2.attributes}
+                       HELDOUT.attributes + BLIND.attributes + BLIND2.attributes
+                       + BLIND3.attributes}
 
 
 def made_up_attributes(count: int, seed: str) -> tuple[tuple[str, str], ...]:
@@ -163,6 +163,9 @@ _CLAUSE_LEADS = ("Note that", "Remember that", "Don't forget that", "Be aware th
 # How many made-up needles are composed by needle_grammar.py rather than drawn whole. Runs 1-7
 # of the shipped model had none (0.0); the grammar came after them (see its caveat).
 COMPOSED_RATE = 0.4
+# How many of the composed needles (not led by a clause) get an aside or a circumstance
+# (needle_grammar.interrupted); runs 1-8 had none.
+INTERRUPTED_RATE = 0.4
 _NEEDLE_TAILS = ("Remember it.", "Don't lose it.", "It will be asked about.", "Repeat: {value}.",
                  "Once more, {value}.", "That is all.", "Do not share it.", "Keep it safe.",
                  "Again: {subject} is {value}.")
@@ -183,6 +186,8 @@ def needle_template(rng: random.Random) -> str:
         statement = composed_statement(rng)
         if rng.random() < 0.3:
             statement = f"{rng.choice(_CLAUSE_LEADS)} {statement}"
+        elif rng.random() < INTERRUPTED_RATE:
+            statement = interrupted(statement, rng)
     elif draw < COMPOSED_RATE + (1 - COMPOSED_RATE) * 0.25:  # a quarter of the rest: a clause
         statement = f"{rng.choice(_CLAUSE_LEADS)} {rng.choice(_CLAUSES)}"
     elif rng.random() < 0.5:
@@ -252,206 +257,3 @@ def instruction(rng: random.Random) -> str:
     if not parts or rng.random() < 0.7:
         parts.append(rng.choice(_TASKS))
     return " ".join(parts)
-
-
-# -- fillers ------------------------------------------------------------------------------------
-_PREPOSITIONS = ("near", "under", "behind", "beside", "over", "inside", "past", "around")
-_FILLER_NAMES = tuple(words.NAMES) + MADE_UP_NAMES[:50]  # who appears in filler sentences
-_VERBS_PAST = ("saw", "found", "moved", "painted", "carried", "sold", "bought", "cleaned", "lost")
-
-
-def _grammar_sentence(rng: random.Random) -> str:
-    def phrase() -> str:
-        if rng.random() < 0.25:
-            return rng.choice(_FILLER_NAMES)
-        article = rng.choice(("the", "a", "every", "one"))
-        return f"{article} {rng.choice(words.ADJECTIVES)} {rng.choice(words.NOUNS)}" if rng.random() < 0.6 \
-            else f"{article} {rng.choice(words.NOUNS)}"
-
-    shape = rng.randrange(4)
-    if shape == 0:
-        text = f"{phrase()} {rng.choice(_VERBS_PAST)} {phrase()}"
-    elif shape == 1:
-        text = f"{phrase()} was {rng.choice(words.ADJECTIVES)}"
-    elif shape == 2:
-        text = f"{phrase()} {rng.choice(_VERBS_PAST)} {phrase()} {rng.choice(_PREPOSITIONS)} {phrase()}"
-    else:
-        text = f"{phrase()} and {phrase()} stayed {rng.choice(_PREPOSITIONS)} {phrase()}"
-    if rng.random() < 0.2:
-        text += f" {rng.randint(2, 999)} times"
-    return text[:1].upper() + text[1:] + rng.choice(".....!?")
-
-
-_TOWNS = tuple(w.capitalize() for w in MADE_UP[:80])  # a table's place column
-_HEADER_WORDS = tuple(words.NOUNS) + MADE_UP[:100]  # a table's column names
-_BULLETS = ("- ", "* ", "+ ", "> ", "", "# ", "{i}. ", "{i}) ", "({i}) ", "[x] ", "~ ")
-_FIELD_SEPARATORS = (": ", ", ", " - ", "; ", " / ", "\t", " -> ", " :: ")
-
-
-def _field(rng: random.Random, kind: str) -> str:
-    if kind == "number":
-        return str(rng.randint(0, 999))
-    if kind == "name":
-        return rng.choice(_FILLER_NAMES)
-    if kind == "adjective":
-        return rng.choice(words.ADJECTIVES)
-    if kind == "made-up":
-        return rng.choice(MADE_UP)
-    if kind == "place":
-        return rng.choice(_TOWNS)
-    return rng.choice(words.NOUNS)
-
-
-def _list_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    bullet = rng.choice(_BULLETS)
-    separator = rng.choice(_FIELD_SEPARATORS)
-    fields = [rng.choice(("noun", "number", "name", "adjective", "made-up"))
-              for _ in range(rng.randint(1, 4))]
-    def unit(r: random.Random, i: int) -> str:
-        return bullet.format(i=i % 1000) + separator.join(_field(r, kind) for kind in fields)
-    return unit, "\n"
-
-
-def _identifier(rng: random.Random) -> str:
-    parts = rng.sample(words.NOUNS, rng.randint(1, 2))
-    return "_".join(parts) if rng.random() < 0.7 else parts[0] + "".join(p.capitalize() for p in parts[1:])
-
-
-_CODE_STYLES = (
-    lambda r: f"{_identifier(r)} = {r.randint(0, 999)}",
-    lambda r: f"    {_identifier(r)}: {r.choice(words.NOUNS)}",
-    lambda r: f"{r.choice(words.NAMES)},{r.choice(words.NOUNS)},{r.randint(0, 999)}",
-    lambda r: f"<{(tag := r.choice(words.NOUNS))}>{r.choice(words.ADJECTIVES)}</{tag}>",
-    lambda r: f"INSERT INTO {r.choice(words.NOUNS)} VALUES ({r.randint(0, 999)}, '{r.choice(words.NOUNS)}');",
-    lambda r: f"{_identifier(r)}.{r.choice(('get', 'set', 'add', 'pop', 'run'))}({r.randint(0, 999)})",
-    lambda r: f"$ {r.choice(('cp', 'mv', 'ls', 'cat', 'grep'))} {r.choice(words.NOUNS)} -{r.choice('abcdefg')}",
-    lambda r: f"int {_identifier(r)} = {r.randint(0, 999)};",
-    lambda r: f"{r.choice(words.NOUNS).upper()} {r.choice(('ok', 'failed', 'skipped', 'done'))} after {r.randint(1, 999)} ms",
-    lambda r: f'{{"{r.choice(words.NOUNS)}": "{r.choice(words.ADJECTIVES)}", "{r.choice(words.NOUNS)}": {r.randint(0, 999)}}}',
-)
-
-
-def _code_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    styles = rng.sample(_CODE_STYLES, rng.randint(1, 3))
-    return (lambda r, i: r.choice(styles)(r)), "\n"
-
-
-def _refrain_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    refrain = [_grammar_sentence(rng) for _ in range(rng.randint(2, 7))]
-    return (lambda r, i: refrain[i % len(refrain)]), " "
-
-
-def _prose_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    if rng.random() < 0.3:
-        return (lambda r, i: prose_sentence(r)), " "
-    separator = rng.choice((" ", " ", "\n"))
-    return (lambda r, i: _grammar_sentence(r)), separator
-
-
-def _chat_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    speakers = rng.sample(_FILLER_NAMES, rng.randint(2, 4))
-    mark = rng.choice((": ", " said: ", " > ", " - "))
-    return (lambda r, i: f"{speakers[i % len(speakers)]}{mark}{_grammar_sentence(r)}"), "\n"
-
-
-_COLUMN_SEPARATORS = ("\t", ", ", "; ", "|", " || ", " / ", " : ", ",", " ; ", " # ")
-
-
-def _table_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    """Rows of 2-5 columns, maybe under a header and a rule, maybe padded into aligned columns.
-    (The held-out table's ' | ' is the one separator never used.)"""
-    kinds = [rng.choice(("name", "place", "number", "noun", "adjective", "made-up"))
-             for _ in range(rng.randint(2, 5))]
-    aligned = rng.random() < 0.3
-    separator = rng.choice(("  ", "\t", " ")) if aligned else rng.choice(_COLUMN_SEPARATORS)
-    width = rng.randint(8, 14)
-    header = [rng.choice(_HEADER_WORDS) for _ in kinds]
-    if rng.random() < 0.5:
-        header = [h.upper() if rng.random() < 0.5 else h.capitalize() for h in header]
-    lead = 0 if rng.random() < 0.3 else 1 + (rng.random() < 0.5)  # no header, header, header + rule
-
-    def row(fields: list[str]) -> str:
-        return separator.join(f.ljust(width) if aligned else f for f in fields).rstrip()
-
-    def unit(r: random.Random, i: int) -> str:
-        if i == 0 and lead:
-            return row(header)
-        if i == 1 and lead == 2:
-            return row(["-" * (width if aligned else len(h)) for h in header])
-        return row([_field(r, kind) for kind in kinds])
-    return unit, "\n"
-
-
-_LEVELS = ("info", "INFO:", "warn", "WARNING", "E", "W", "I", "<notice>", "(ok)", "level=info",
-           "error:", "debug", "TRACE", "NOTE")
-_EVENTS = ("started", "stopped", "retrying", "connected", "queued", "finished", "timed out",
-           "skipped", "saved", "opened", "closed", "synced")
-
-
-def _log_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    """Log lines: a clock time or a counter, a level word, a subject and an event."""
-    levels = rng.sample(_LEVELS, rng.randint(1, 3))
-    clock = rng.choice(("{h:02d}:{m:02d}:{s:02d} ", "{h}:{m:02d} ", "t={n} ", "#{n} ", ""))
-
-    def unit(r: random.Random, i: int) -> str:
-        stamp = clock.format(h=r.randrange(24), m=r.randrange(60), s=r.randrange(60), n=i % 1000)
-        subject = r.choice(words.NOUNS) if r.random() < 0.7 else _identifier(r)
-        tail = f" in {r.randint(1, 999)} ms" if r.random() < 0.3 else ""
-        return f"{stamp}{r.choice(levels)} {subject} {r.choice(_EVENTS)}{tail}"
-    return unit, "\n"
-
-
-_METRIC_SHAPES = ("{k}={v}", "{k}: {v}", "{k} {v}%", "{k}={v}%", "{v} {k}", "{k} {v} ms",
-                  "{k} {v}/{w}", "{k} {v}.{d}", "{k}={v}.{d} s", "{k} +{v}", "{k} -{v}")
-_METRIC_JOINS = (" ", ", ", "  ", "; ", "\t", " :: ", " / ")
-
-
-def _metrics_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    """Number-dense lines: a few named measurements, each with small numbers (times, percentages,
-    counts, ratios), maybe after a clock time, so a long context is full of numbers that are not
-    the key (the held-out log lines, with times, percentages and worker numbers, were the filler
-    the model passed over worst)."""
-    names = [rng.choice(words.NOUNS) if rng.random() < 0.6 else _identifier(rng)
-             for _ in range(rng.randint(2, 5))]
-    shapes = [rng.choice(_METRIC_SHAPES) for _ in names]
-    join = rng.choice(_METRIC_JOINS)
-    clock = rng.choice(("{h:02d}:{m:02d}:{s:02d} ", "{h}:{m:02d} ", "{n}. ", "", ""))
-
-    def unit(r: random.Random, i: int) -> str:
-        stamp = clock.format(h=r.randrange(24), m=r.randrange(60), s=r.randrange(60), n=i % 1000)
-        return stamp + join.join(shape.format(k=k, v=r.randint(0, 999), w=r.randint(1, 999),
-                                              d=r.randint(0, 99)) for k, shape in zip(names, shapes))
-    return unit, "\n"
-
-
-def _records_filler(rng: random.Random) -> tuple[Callable[[random.Random, int], str], str]:
-    """Records of named fields, one a line: key=value pairs, 'key: value;' or a dict."""
-    keys = rng.sample(words.NOUNS, rng.randint(2, 4))
-    kinds = [rng.choice(("name", "number", "noun", "adjective", "made-up")) for _ in keys]
-    shape = rng.choice(("{k}={v}", "{k}: {v};", "{k}='{v}'", "'{k}': '{v}',", "({k} {v})"))
-
-    def unit(r: random.Random, i: int) -> str:
-        return " ".join(shape.format(k=k, v=_field(r, kind)) for k, kind in zip(keys, kinds))
-    return unit, "\n"
-
-
-FILLER_FORMATS = {"refrain": _refrain_filler, "prose": _prose_filler, "list": _list_filler,
-                  "code": _code_filler, "chat": _chat_filler, "table": _table_filler,
-                  "log": _log_filler, "records": _records_filler, "metrics": _metrics_filler}
-
-
-class ProceduralFiller:
-    """A filler of a format drawn from `seed`; `units(n)` is always a prefix of `units(n + 1)`
-    (the length search of training/documents.py relies on it), like eval.haystack.Haystack."""
-
-    def __init__(self, seed: str):
-        rng = random.Random(f"procedural-filler/{seed}")
-        self.format = rng.choice(list(FILLER_FORMATS))
-        self._unit, self.separator = FILLER_FORMATS[self.format](rng)
-        self._rng = rng
-        self._units: list[str] = []
-
-    def units(self, n: int) -> list[str]:
-        while len(self._units) < n:
-            self._units.append(self._unit(self._rng, len(self._units)))
-        return self._units[:n]

@@ -10,7 +10,7 @@ import pytest
 from shadowkv_engine.eval.layouts import HELDOUT, needle_sentence, question_text
 from shadowkv_engine.eval.tasks import KEY
 from training import procedural_layouts as procedural
-from training.procedural_layouts import FILLER_FORMATS, ProceduralFiller
+from training.procedural_fillers import FILLER_FORMATS, ProceduralFiller
 
 
 def slots(template: str) -> set[str]:
@@ -83,3 +83,38 @@ def test_composed_needles_state_subject_and_value_once_in_either_order():
     assert 0.3 < len(value_first) / len(statements) < 0.6
     assert any(not s.endswith(("{value}", "{subject}")) for s in statements)  # words after it
     assert len(set(statements)) > 1000
+
+
+def test_filler_words_range_from_all_train_words_to_none():
+    """A filler's words are drawn per conversation: some fillers speak only train words, some
+    none, so an unfamiliar word is no sign of a needle."""
+    from shadowkv_engine.eval import words
+
+    shares = []
+    for i in range(300):
+        lexicon = ProceduralFiller(f"lexicon/{i}").lexicon
+        shares.append(sum(n in words.NOUNS for n in lexicon.nouns) / len(lexicon.nouns))
+        assert len(set(lexicon.nouns)) == len(lexicon.nouns) >= 8
+    assert max(shares) == 1.0 and min(shares) == 0.0
+    assert 0.2 < sum(s == 0.0 for s in shares) / len(shares) < 0.35
+
+
+def test_invented_formats_differ_from_conversation_to_conversation():
+    lines = {}
+    for i in range(300):
+        filler = ProceduralFiller(f"invented/{i}")
+        if filler.format in ("phrasebook", "symbolic"):
+            lines.setdefault(filler.format, set()).add(filler.units(1)[0])
+    assert len(lines["phrasebook"]) > 50 and len(lines["symbolic"]) > 50
+
+
+def test_interrupted_needles_put_words_between_subject_and_value():
+    from training.needle_grammar import composed_statement, interrupted
+
+    rng = random.Random(4)
+    for _ in range(500):
+        statement = interrupted(composed_statement(rng), rng)
+        assert statement.count("{subject}") == 1 and statement.count("{value}") == 1, statement
+        sentence = needle_sentence(statement[:1].upper() + statement[1:] + ".", "the code", "4821")
+        last = max(sentence.index("the code"), sentence.index("4821"))
+        assert "," in sentence[:last], sentence  # an aside or a circumstance comes first
