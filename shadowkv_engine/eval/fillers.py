@@ -272,6 +272,56 @@ def _shell(rng: random.Random, i: int) -> str:
         n=rng.randint(1, 999), mon=rng.choice(_MONTH_ABBREVIATIONS), day=rng.randint(1, 28))
 
 
+# -- the blind4 split's sources (layouts.py), one of each category, over the blind4 words --------
+LEAFLET_SENTENCES = ("Keep out of the sight and reach of children.",
+                     "Do not use after the expiry date printed on the carton.",
+                     "Shake gently before each use and replace the cap straight away.",
+                     "If you miss a dose, do not take a double dose to make up for it.",
+                     "Ask your pharmacist how to throw away medicines you no longer use.",
+                     "Talk to your doctor if the symptoms do not improve.")
+# A thread of customer reviews under a product page.
+_REVIEW_PATTERNS = (
+    "{name} gave it four stars: the {adj} {noun} arrived early but the box was crushed.",
+    "Honestly the {noun} is more {adj} than the photos suggest, would still buy again.",
+    "Verified purchase. My {adj} {noun} gave up after {n} days, so back it went.",
+    "Does anyone know whether the {noun} fits the {adj2} {noun2}? Asking for my dad.",
+    "Reply from {name2}: mine came with a {adj} {noun2} instead, but support sorted it out.",
+    "Five stars for the {noun} itself, minus one for the {adj} packaging.",
+    "{name} and {name2} found this review helpful.",
+)
+_STOP_KINDS = ("Road", "Lane", "Square", "Depot", "Corner", "Parade", "Hill", "Crossing")
+# Sections, keys and comments of a settings file (INI style), one line a unit.
+_SETTINGS_PATTERNS = (
+    "[{noun}]",
+    "[{adj}_{noun2}]",
+    "; settings for the {adj} {noun}",
+    "{noun}_enabled = yes",
+    "retries = {n}",
+    "owner = {name}",
+    "path = /srv/{noun}/{noun2}",
+    "{adj}_mode = off",
+    'label = "{Adj} {Noun}"',
+    "timeout_seconds = {n}",
+)
+
+
+def _timetable(rng: random.Random, i: int) -> str:
+    stop = (f"{rng.choice(words.BLIND4_ADJECTIVES).capitalize()} "
+            f"{rng.choice(words.BLIND4_NOUNS).capitalize()} {rng.choice(_STOP_KINDS)}")
+    minute = rng.randrange(5 * 60, 9 * 60)
+    step = rng.choice((10, 12, 15, 20, 30))
+    times = "  ".join(f"{(minute + k * step) // 60:02d}:{(minute + k * step) % 60:02d}"
+                      for k in range(rng.randint(3, 6)))
+    return f"{stop}  dep  {times}"
+
+
+def _settings(rng: random.Random, i: int) -> str:
+    adj, (noun, noun2) = rng.choice(words.BLIND4_ADJECTIVES), rng.sample(words.BLIND4_NOUNS, 2)
+    return rng.choice(_SETTINGS_PATTERNS).format(
+        adj=adj, Adj=adj.capitalize(), noun=noun, noun2=noun2, Noun=noun.capitalize(),
+        name=rng.choice(words.BLIND4_NAMES), n=rng.randint(1, 999))
+
+
 FILLERS = {f.name: f for f in (
     Filler("noise", "repeated", " ", _cycle(NOISE_SENTENCES)),
     Filler("refrain", "repeated", " ", _cycle(REFRAIN_SENTENCES)),
@@ -303,4 +353,9 @@ FILLERS = {f.name: f for f in (
                                              words.BLIND3_NOUNS, words.BLIND3_NAMES)),
     Filler("calendar", "list", "\n", _calendar),
     Filler("shell", "code", "\n", _shell),
+    Filler("leaflet", "repeated", " ", _cycle(LEAFLET_SENTENCES)),
+    Filler("reviews", "prose", " ", _pattern(_REVIEW_PATTERNS, words.BLIND4_ADJECTIVES,
+                                             words.BLIND4_NOUNS, words.BLIND4_NAMES)),
+    Filler("timetable", "list", "\n", _timetable),
+    Filler("settings", "code", "\n", _settings),
 )}

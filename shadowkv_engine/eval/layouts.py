@@ -13,9 +13,10 @@ and the nouns that name them, the value formats (4-8 digits, short alphanumeric 
 depth (uniform) and leaving the instruction out (NO_INSTRUCTION_RATE).
 
 Training data (training/layout_documents.py) draws only from TRAIN; `shadowkv eval --split
-heldout` measures on HELDOUT, `--split blind` on BLIND, `--split blind2` on BLIND2 and `--split
-blind3` on BLIND3 (more held-out splits, see there). The classic layouts (tasks.py,
-templates.py) are members of the train pools: the README's passkey example is a train layout.
+heldout` measures on HELDOUT, `--split blind` on BLIND, `--split blind2` on BLIND2, `--split
+blind3` on BLIND3 and `--split blind4` on BLIND4 (more held-out splits, see there). The classic
+layouts (tasks.py, templates.py) are members of the train pools: the README's passkey example is
+a train layout.
 """
 import itertools
 import random
@@ -231,7 +232,55 @@ BLIND3 = Pools(
                 ("vaccination record", "alnum"), ("pallet label", "alnum")),
 )
 
-SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2, BLIND3)}
+# A fifth held-out split, written on 2026-12-01 (session 13) after BLIND3 had been read (its
+# per-template and per-filler results may steer the next model's training data), before the next
+# model existed and before any model was run on it; written without reference to training's parts.
+# Read, not tuned on: keep its material out of training and its misses out of the choice of
+# training data.
+BLIND4 = Pools(
+    name="blind4",
+    instructions=(
+        "Escalated ticket, with the full customer history pasted underneath. One detail from it "
+        "is needed before the case can be resolved.",
+        "sending u the whole thing, sorry its massive!! gonna ask u something about it after",
+        "The following excerpt is reproduced in full from the source archive. Please read it "
+        "closely; a question concerning a single reported value follows.",
+        "Good day, here I am giving you all the text what I have received. Please read it all, "
+        "after I will ask one thing.",
+        "raw dump follows (unedited). one lookup at the end, answer from the dump only",
+    ),
+    needles=(
+        "Customer writes back that the string they were given for {subject} was \"{value}\"; "
+        "please verify on our side before closing.",
+        "{value} <- thats {subject} btw, saving it here so i dont lose it again",
+        "As reported in the appendix to the second interim study, {subject}, which several "
+        "reviewers had initially misread and which the authors have since checked against the "
+        "original field notebooks, was recorded as {value}.",
+        "Checklist - passport photo: attached; proof of address: attached; {subject}: {value}; "
+        "fee: paid; signature: pending.",
+        "Sorry for my english, I want to say that {subject} is this one what is in the brackets "
+        "({value}) and it is not change.",
+        "{Subject} pinned to {value} on all hosts; no rollback planned, ping me if it breaks.",
+    ),
+    questions=(
+        "Customer is chasing {subject} again. Can you look it up in the history above and reply "
+        "so I can close this?",
+        "wait whats {subject} again?? its in there somewhere",
+        "On the basis of the material reproduced above, what figure do the authors report for "
+        "{subject}?",
+        "Pursuant to the enquiry received, please state {subject} in the space provided.",
+        "You can tell me please {subject}? I have read two times but I don't see where it is.",
+        "{Subject}? Need it for the deploy.",
+    ),
+    fillers=("leaflet", "reviews", "timetable", "settings"),
+    key_adjectives=tuple(words.BLIND4_ADJECTIVES),
+    key_nouns=tuple(words.BLIND4_NOUNS),
+    names=tuple(words.BLIND4_NAMES),
+    attributes=(("pharmacy collection slip", "digits"), ("safe deposit box", "digits"),
+                ("warranty claim", "alnum"), ("mooring berth", "alnum")),
+)
+
+SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2, BLIND3, BLIND4)}
 
 # Kinds of fact that need no name: at most one of each in a context. (subjects, value formats)
 UNNAMED_KINDS = {

@@ -164,12 +164,32 @@ BLIND3_NAMES = (
     "Ludmila Mireille Nkechi Osvaldo Perpetua Radomir Saoirse Tiberius Wilhelmina"
 ).split()
 
-# Every open-class word that only a held-out split (heldout, blind, blind2, blind3) uses: training
-# must not.
+# Open-class words of the blind4 split (layouts.py), written on 2026-12-01 (session 13) after blind3
+# was read and before the next model existed: in no other list and in no made-up word of training.
+BLIND4_ADJECTIVES = (
+    "bedraggled brittle craggy crumbling cumbersome dapper dented dilapidated droopy fickle "
+    "flamboyant gilded hushed knobbly leathery mildewed patchy portly ramshackle rickety rumpled "
+    "scuffed sheepish spindly sultry tarnished thorny threadbare waterlogged weatherbeaten"
+).split()
+
+BLIND4_NOUNS = (
+    "anteater aqueduct bellows bobbin catamaran colander cormorant dirigible dumbbell escalator "
+    "flagpole gazelle gyroscope hacksaw kingfisher lectern marmot ottoman pheasant pulley quiver "
+    "samovar snorkel spatula thermos trellis turnip weathervane wolverine zither"
+).split()
+
+BLIND4_NAMES = (
+    "Aurelio Bronwen Cyprian Dorota Evangelos Filippa Grigor Halldora Ishaan Jolanta Kalani "
+    "Leopold Marisol Nnamdi Oluwaseun Philomena Rosalind Sigrun Teodor Yevgenia"
+).split()
+
+# Every open-class word that only a held-out split (heldout, blind, blind2, blind3, blind4) uses:
+# training must not.
 HELD_OUT_WORDS = frozenset(HELDOUT_ADJECTIVES + HELDOUT_NOUNS + HELDOUT_NAMES
                            + BLIND_ADJECTIVES + BLIND_NOUNS + BLIND_NAMES
                            + BLIND2_ADJECTIVES + BLIND2_NOUNS + BLIND2_NAMES
-                           + BLIND3_ADJECTIVES + BLIND3_NOUNS + BLIND3_NAMES)
+                           + BLIND3_ADJECTIVES + BLIND3_NOUNS + BLIND3_NAMES
+                           + BLIND4_ADJECTIVES + BLIND4_NOUNS + BLIND4_NAMES)
 
 
 def alphanumeric(rng: random.Random, length: int) -> str:

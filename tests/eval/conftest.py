@@ -7,7 +7,7 @@ import pytest
 
 from shadowkv_engine.eval import words
 from shadowkv_engine.eval.fillers import FILLERS
-from shadowkv_engine.eval.layouts import BLIND, BLIND2, BLIND3, HELDOUT
+from shadowkv_engine.eval.layouts import BLIND, BLIND2, BLIND3, BLIND4, HELDOUT
 
 from training.documents import tokenizer_corpus
 from training.tokenizer import save_tokenizer, train_tokenizer
@@ -53,17 +53,19 @@ def _fixed_text(template: str) -> str:
     return max(re.split(r"\{\w+\}", template), key=len).strip()
 
 
-# What marks a held-out prompt, of any held-out split (heldout, blind, blind2, blind3).
-HELDOUT_MARKERS = ([_fixed_text(x) for pools in (HELDOUT, BLIND, BLIND2, BLIND3)
+# What marks a held-out prompt, of any held-out split (heldout, blind, blind2, blind3, blind4).
+HELDOUT_MARKERS = ([_fixed_text(x) for pools in (HELDOUT, BLIND, BLIND2, BLIND3, BLIND4)
                     for x in pools.instructions + pools.needles + pools.questions]
                    + list(FILLERS["weather"].unit(random.Random(0), i) for i in range(5))
                    + list(FILLERS["bells"].unit(random.Random(0), i) for i in range(6))
                    + list(FILLERS["platform"].unit(random.Random(0), i) for i in range(6))
                    + list(FILLERS["legal"].unit(random.Random(0), i) for i in range(6))
+                   + list(FILLERS["leaflet"].unit(random.Random(0), i) for i in range(6))
                    + ["[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | ",
                       "release notes", "Local officials said", " (#", "Fans of the", " @ ", "; }",
-                      "Apologies were received from", " · ", ":~/", "command not found"]
-                   + [f" {attribute}" for pools in (HELDOUT, BLIND, BLIND2, BLIND3)
+                      "Apologies were received from", " · ", ":~/", "command not found",
+                      "found this review helpful", "  dep  ", "timeout_seconds = ", "path = /srv/"]
+                   + [f" {attribute}" for pools in (HELDOUT, BLIND, BLIND2, BLIND3, BLIND4)
                       for attribute, _ in pools.attributes])
 HELDOUT_WORDS = set(words.HELD_OUT_WORDS)
 
