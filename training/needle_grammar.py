@@ -97,8 +97,7 @@ CIRCUMSTANCES = ("After the meeting ran long", "Before anyone left", "While the 
 def interrupted(statement: str, rng: random.Random) -> str:
     """The statement with an aside after its first slot, or a circumstance before it."""
     if rng.random() < 0.5:
-        first = min(("{subject}", "{value}"), key=lambda slot: statement.find(slot)
-                    if slot in statement else len(statement))
+        first = min(("{subject}", "{value}"), key=statement.index)
         at = statement.index(first) + len(first)
         return f"{statement[:at]}, {rng.choice(ASIDES)},{statement[at:]}"
     return f"{rng.choice(CIRCUMSTANCES)}, {statement}"

@@ -8,23 +8,18 @@ is open-ended, so training here composes each piece from parts instead:
   optional tail;
 - questions: an optional lead-in, a request for the subject, an optional tail;
 - instructions: an opening sentence and a task sentence, each optional;
-- fillers: a format drawn per conversation (a refrain of random sentences, grammar prose, a list
-  with its own bullet, fields and separators, code- or config-like lines, a chat transcript, a
-  table with its own columns and separator, log lines, records of named fields, number-dense
-  measurement lines);
+- fillers: a format and its words drawn per conversation (training/procedural_fillers.py);
 - names and magic-number keys: besides the train words, made-up words built from syllables, and
   names spelled letter by letter;
 - people's attributes: a train noun or a letter-spelled word, and a suffix ("cabin number",
   "pechim tag");
 - questions may say where to look ("... in the passage above?").
 
-Nothing here may produce held-out material (of the heldout, blind, blind2, blind3 or blind4 split): none of the
-held-out templates' fixed text, filler markers (' | ', '[INFO]', '{"name": ', ...), words or
-attributes (tests/eval/test_layouts.py checks the training stream). Made-up words and
-attributes that happen to be held-out ones are skipped, which is the only use of the held-out
-pools here. Numbers in fillers stay below 1000
-and no filler token mixes letters and digits, so a needle's value stays the only key-shaped token
-of a context.
+Nothing here may produce held-out material (of the heldout, blind, blind2, blind3 or blind4
+split): none of the held-out templates' fixed text, words or attributes
+(tests/eval/test_layouts.py checks the training stream). Made-up words and attributes that
+happen to be held-out ones are skipped, which is the only use of the held-out pools here. No
+template holds a digit, so a needle's value stays the only key-shaped token of a context.
 """
 import random
 import re
