@@ -297,26 +297,24 @@ _FIELD_WRAPS = ("{}", "{}", "{}", "[{}]", "({})", "<{}>", "'{}'", '"{}"', "`{}`"
                 "{}:", "{},", "${}", ".{}", "{}!")
 _LINE_WRAPS = ("{}", "{}", "{}", "{{ {} }}", "/* {} */", "# {}", "// {}", "-- {}", "** {} **",
                "> {}", "  {}", "\t{}", "[{}]", "<{}>", "{};", "{} ;;", "(({}))", "%% {}")
+# A data line's field kinds, each drawn from the lexicon or as a small number (the rest of the
+# kinds are _field's).
+_SYMBOL_FIELD_MAKERS: dict[str, Callable[[random.Random, Lexicon], str]] = {
+    "adjective noun": lambda r, x: f"{r.choice(x.adjectives)} {r.choice(x.nouns)}",
+    "decimal": lambda r, x: f"{r.randint(0, 99)}.{r.randint(0, 99):02d}",
+    "percent": lambda r, x: f"{r.randint(0, 100)}%",
+    "money": lambda r, x: f"{r.choice('$€£¥')}{r.randint(0, 999)}",
+    "count": lambda r, x: f"{r.randint(1, 9)} {r.choice(x.nouns)}",
+    "word pair": lambda r, x: f"{r.choice(x.nouns)}-{r.choice(x.nouns)}",
+    "upper": lambda r, x: r.choice(x.nouns).upper(),
+}
 _SYMBOL_FIELDS = ("noun", "noun", "adjective noun", "name", "number", "decimal", "percent",
-                  "money", "count", "word pair", "upper")
+                  "money", "count", "word pair", "upper")  # drawn with repeats: the order counts
 
 
 def _symbol_field(rng: random.Random, lex: Lexicon, kind: str) -> str:
-    if kind == "adjective noun":
-        return f"{rng.choice(lex.adjectives)} {rng.choice(lex.nouns)}"
-    if kind == "decimal":
-        return f"{rng.randint(0, 99)}.{rng.randint(0, 99):02d}"
-    if kind == "percent":
-        return f"{rng.randint(0, 100)}%"
-    if kind == "money":
-        return f"{rng.choice('$€£¥')}{rng.randint(0, 999)}"
-    if kind == "count":
-        return f"{rng.randint(1, 9)} {rng.choice(lex.nouns)}"
-    if kind == "word pair":
-        return f"{rng.choice(lex.nouns)}-{rng.choice(lex.nouns)}"
-    if kind == "upper":
-        return rng.choice(lex.nouns).upper()
-    return _field(rng, lex, kind)
+    make = _SYMBOL_FIELD_MAKERS.get(kind)
+    return make(rng, lex) if make else _field(rng, lex, kind)
 
 
 def _symbolic_filler(rng: random.Random, lex: Lexicon) -> tuple[Unit, str]:
