@@ -12,6 +12,7 @@ from collections import deque
 import numpy as np
 from tokenizers import Tokenizer
 
+from . import real_text
 from .documents import training_sequence
 
 _tokenizer: Tokenizer | None = None
@@ -38,6 +39,7 @@ class BatchFeeder:
         self._index, self._stride = start * world + rank, world
         self._queue: deque = deque()
         self._prefetch = prefetch if prefetch is not None else 2 * workers
+        real_text.passages()  # read once, before the fork: every worker shares them
         if workers > 0:
             # fork: workers start at once and inherit the imports; they never touch CUDA.
             self._pool = mp.get_context("fork").Pool(workers, _init_worker, (tokenizer.to_str(),))

@@ -1,16 +1,17 @@
 """Training chats over varied layouts: the TRAIN pools of shadowkv_engine/eval/layouts.py, and
 procedural layouts (procedural_layouts.py) made up per conversation.
 
-One filler, an instruction or none, several facts of mixed kinds (at most one pass key, secret
-number and code; any number of magic numbers and people's attributes) at any depth, then a
-question about each fact, one chat turn each, naming the fact by any of its subjects. Each piece
-(filler, instruction, every needle and question) comes from the train pool or is made up
-(PROCEDURAL_RATE): the pools keep the train split's layouts exact, the made-up forms teach the
+One filler (a train-pool source, a procedural one, or real text: real_text.py), an instruction
+or none, several facts of mixed kinds (at most one pass key, secret number and code; any number
+of magic numbers and people's attributes) at any depth, then a question about each fact, one
+chat turn each, naming the fact by any of its subjects. Each piece (filler, instruction, every
+needle and question) comes from the train pool or is made up (PROCEDURAL_RATE): the pools keep the train split's layouts exact, the made-up forms teach the
 model to retrieve whatever the wording. Each answer is the question's subject and the value
 ("The passkey is 4821."), the loss on all of it: the model learns to write the whole answer,
 which the free answer mode measures, and the prefixed mode only supplies its first words.
 
-Only TRAIN is imported here, so the held-out pools never reach training (a test checks the text).
+Only TRAIN is imported here, so the held-out pools never reach training (a test checks the text;
+real_text.py drops the passages that hold held-out material).
 """
 import random
 
@@ -23,12 +24,14 @@ from shadowkv_engine.eval.problem import hide
 
 from . import procedural_layouts as procedural
 from .procedural_fillers import ProceduralFiller
+from .real_text import RealTextFiller
 from .conversation import Conversation, Turn
 
 MAX_FACTS = 12
 TOKENS_PER_FACT = 384  # at most one fact per this many tokens: short contexts hold few
 UNNAMED_RATE = 0.4  # chance that a fact is one of the unnamed kinds, while one is left
 PROCEDURAL_RATE = 0.75  # chance that a piece of the layout is made up rather than drawn from TRAIN
+REAL_TEXT_RATE = 0.5  # chance that a made-up filler is real text rather than a procedural one
 
 
 def layout_conversation(rng: random.Random, label: str, length: int) -> Conversation:
@@ -49,7 +52,7 @@ def layout_conversation(rng: random.Random, label: str, length: int) -> Conversa
         needles.append(needle_sentence(template, rng.choice(fact.subjects), fact.value))
     depths = [rng.random() for _ in facts]
     if made_up():
-        haystack = ProceduralFiller(label)
+        haystack = RealTextFiller(label) if rng.random() < REAL_TEXT_RATE else ProceduralFiller(label)
         separator = haystack.separator
     else:
         filler = rng.choice(TRAIN.fillers)

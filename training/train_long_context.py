@@ -4,8 +4,8 @@
     python -m training.train_long_context --smoke --out /tmp/smoke                     # CPU, seconds
 
 Steps: train a byte-level BPE on generated task text; train a Llama-architecture model (GQA, RoPE,
-head dim 128) on chats over synthetic long contexts (classic layouts and varied layouts from the
-train pools of shadowkv_engine/eval/layouts.py) with the loss on the answers, lengths growing
+head dim 128) on chats over long contexts (classic layouts, varied layouts from the train pools
+of shadowkv_engine/eval/layouts.py, made-up ones, and real text: real_text.py) with the loss on the answers, lengths growing
 from 256 to 32768 tokens (curriculum.py); export a Hugging Face checkpoint in bf16; measure
 full-attention accuracy with plain transformers (evaluate_hf.py), held-out layouts first, and
 the key spectra (key_spectra.py). The run stops on a wall-clock budget (the GPU lease is short)
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from . import data_parallel
+from . import data_parallel, real_text
 from .batches import BatchFeeder
 from .data_parallel import Ranks
 from .curriculum import Curriculum
@@ -380,7 +380,7 @@ def main(argv=None) -> None:
             f"command again to continue")
         return
     summary |= {"trained_length": args.lengths[-1], "seed": args.seed,
-                "date": datetime.date.today().isoformat()}
+                "date": datetime.date.today().isoformat(), "real_text": real_text.source()}
     if args.init_from:
         summary["continued_from"] = previous_runs(args)
     log(f"trained: {summary}")
