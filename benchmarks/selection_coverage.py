@@ -36,9 +36,12 @@ RULES = ("mean", "minmax", "best-key", "best-rank")
 
 def group_scores(logits: torch.Tensor, dim: int, excluded: torch.Tensor) -> torch.Tensor:
     """[H, G, N] chunk logits -> [H, N] as ops.score_chunks forms them from landmarks: excluded
-    chunks out, a softmax per query head, the maximum over the group."""
+    chunks out, a softmax per query head, the maximum over the group, excluded chunks at -inf
+    (not 0, where a sharp head's underflowed chunks would tie with them and the top-k could
+    pick an outlier twice)."""
     logits = logits.scatter(2, excluded[:, None].expand(-1, logits.shape[1], -1), float("-inf"))
-    return torch.softmax(logits / dim ** 0.5, dim=-1).amax(dim=1)
+    scores = torch.softmax(logits / dim ** 0.5, dim=-1).amax(dim=1)
+    return scores.masked_fill(logits[:, 0] == float("-inf"), float("-inf"))
 
 
 def rule_scores(q: torch.Tensor, keys: torch.Tensor, low_rank: torch.Tensor, chunk: int,

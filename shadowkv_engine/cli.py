@@ -47,14 +47,16 @@ ENGINE_FLAG_HELP = {
                          "that read values from host memory), on, off",
 }
 SHADOWKV_FLAG_HELP = {
-    "rank": "SVD rank of the pre-RoPE keys; None: the paper's 160 per 1024 key channels",
+    "rank": "SVD rank of the pre-RoPE keys; None: the model's recommendation (config.json "
+            "shadowkv_defaults), else the paper's 160 per 1024 key channels",
     "chunk_size": "tokens per chunk (landmark granularity)",
     "sparse_budget": "tokens attended from selected chunks per KV head",
     "outlier_chunks": "chunks per KV head kept exact",
     "local_chunks": "most recent chunks kept exact",
     "min_context_len": "sequences shorter than this stay dense",
     "landmark": "what scores a chunk: mean (the paper's mean key) or minmax (Quest's per-channel "
-                "bounds, twice the landmark memory)",
+                "bounds, twice the landmark memory); None: the model's recommendation "
+                "(config.json shadowkv_defaults), else mean",
 }
 SHADOWKV_CHOICES = {"landmark": LANDMARKS}
 CHOICES = {"attention": ATTENTION_MODES, "dtype": DTYPES, "attention_backend": ATTENTION_BACKENDS,

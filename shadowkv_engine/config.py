@@ -9,12 +9,17 @@ from .errors import InvalidRequestError
 
 
 LANDMARKS = ("mean", "minmax")
+# What a checkpoint may recommend for itself (config.json "shadowkv_defaults"): the options whose
+# best value depends on the model (its key spectrum, how sharply its heads attend), and which a
+# config leaves unset (None) until `for_model` resolves them.
+MODEL_RECOMMENDABLE = ("rank", "landmark")
 
 
 @dataclass
 class ShadowKVConfig:
-    # SVD rank of the pre-RoPE keys over all KV heads of a layer. None: the paper's ratio,
-    # 160 of a 1024-wide key (Llama-3-8B), scaled to the model's key dimension.
+    # SVD rank of the pre-RoPE keys over all KV heads of a layer. None: the model's
+    # recommendation, else the paper's ratio, 160 of a 1024-wide key (Llama-3-8B), scaled to the
+    # model's key dimension.
     rank: int | None = None
     chunk_size: int = 8  # tokens per chunk (landmark granularity)
     sparse_budget: int = 2048  # tokens attended from selected chunks per KV head
@@ -24,7 +29,8 @@ class ShadowKVConfig:
     # What a chunk's landmark is, and so how selection scores chunks (kv/landmarks.py): "mean"
     # (the paper: the mean of the chunk's post-RoPE keys) or "minmax" (Quest's per-channel
     # minimum and maximum, scored by the bound on the chunk's best key; twice the landmark rows).
-    landmark: str = "mean"
+    # None: the model's recommendation, else "mean".
+    landmark: str | None = None
 
     def __post_init__(self):
         def check(ok: bool, message: str):
@@ -34,7 +40,7 @@ class ShadowKVConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "landmark":
-                check(value in LANDMARKS,
+                check(value is None or value in LANDMARKS,
                       f"landmark must be one of {', '.join(LANDMARKS)}, got {value!r}")
                 continue
             check((isinstance(value, int) and not isinstance(value, bool))
@@ -65,17 +71,24 @@ class ShadowKVConfig:
     def local_tokens(self) -> int:
         return self.local_chunks * self.chunk_size
 
-    def for_model(self, num_kv_heads: int, head_dim: int) -> "ShadowKVConfig":
-        """This config with its rank resolved for a model; rejects a rank above the key width."""
+    def for_model(self, num_kv_heads: int, head_dim: int,
+                  recommended: dict | None = None) -> "ShadowKVConfig":
+        """This config resolved for a model: each unset option takes the model's recommendation
+        (`recommended`, from its config.json), else the library's default; rejects a rank above
+        the key width."""
         key_dim = num_kv_heads * head_dim
-        if self.rank is None:
-            return replace(self, rank=max(1, round(key_dim * 160 / 1024)))
-        if self.rank > key_dim:
+        resolved = replace(self, **{name: value for name, value in (recommended or {}).items()
+                                    if getattr(self, name) is None})
+        if resolved.rank is None:
+            resolved = replace(resolved, rank=max(1, round(key_dim * 160 / 1024)))
+        if resolved.landmark is None:
+            resolved = replace(resolved, landmark="mean")
+        if resolved.rank > key_dim:
             raise InvalidRequestError(
-                f"invalid ShadowKV config: rank ({self.rank}) exceeds the key dimension of the "
-                f"model ({num_kv_heads} KV heads x head_dim {head_dim} = {key_dim})",
+                f"invalid ShadowKV config: rank ({resolved.rank}) exceeds the key dimension of "
+                f"the model ({num_kv_heads} KV heads x head_dim {head_dim} = {key_dim})",
                 param="shadowkv")
-        return self
+        return resolved
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "ShadowKVConfig":

@@ -55,9 +55,10 @@ def test_cpu_demo_config_serves_the_embedded_model_and_logs_the_memory_plan(capl
         LLM(**config.to_dict())
     (line,) = [r.getMessage() for r in caplog.records if "memory plan" in r.getMessage()]
     assert "8192 GPU KV pages (1.0 GiB), 16384 CPU value pages (1.0 GiB, not pinned)" in line
-    # the embedded model: 4 layers, 2 KV heads x 128, rank 40: 204 coefficient rows a page,
-    # 4092 chunks (32 landmark rows a page), (48 + 256) exact chunks of 8 rows, 16-token pages
-    assert ("a sequence of 32768 tokens: GPU pages u 161, lm 128, basis 2, exact 152, tail 4; "
+    # the embedded model: 4 layers, 2 KV heads x 128, at the rank and landmark it recommends
+    # (64, minmax): 128 coefficient rows a page, 4092 chunks (32 landmark rows a page, 2 a chunk),
+    # (48 + 256) exact chunks of 8 rows, 16-token pages
+    assert ("a sequence of 32768 tokens: GPU pages u 256, lm 256, basis 2, exact 152, tail 4; "
             "value pages 2046" in line)
     assert line.endswith("largest batch at that length: 8")
 

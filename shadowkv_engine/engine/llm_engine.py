@@ -39,13 +39,24 @@ class Request:
         return all(s.finished for s in self.sequences)
 
 
+def _shadowkv_summary(kv, recommended: list[str]) -> str:
+    """What the start-up log says of the resolved ShadowKV settings, and which the model chose."""
+    source = f"; {' and '.join(recommended)} recommended by the model" if recommended else ""
+    return f" (rank {kv.rank}, {kv.landmark} landmarks, budget {kv.sparse_budget}{source})"
+
+
 class LLMEngine:
     def __init__(self, config: EngineConfig):
         self.config = config
         self.model_config = ModelConfig.from_pretrained(config.model)
+        attention = config.attention
         if config.attention == "shadowkv":
+            recommended = sorted(name for name in self.model_config.shadowkv_defaults
+                                 if getattr(config.shadowkv, name) is None)
             config.shadowkv = config.shadowkv.for_model(self.model_config.num_kv_heads,
-                                                        self.model_config.head_dim)
+                                                        self.model_config.head_dim,
+                                                        self.model_config.shadowkv_defaults)
+            attention += _shadowkv_summary(config.shadowkv, recommended)
         self.max_model_len = self._resolve_max_model_len()
         window = self.model_config.sliding_window
         if config.attention == "shadowkv" and window is not None and window < self.max_model_len:
@@ -70,7 +81,7 @@ class LLMEngine:
         self._in_flight: InFlightStep | None = None  # launched, its tokens not yet read
         self._totals = EngineStats()
         logger.info("engine ready: %s on %s (%s), attention=%s; memory plan: %s", config.model,
-                    self.runner.device, self.runner.dtype, config.attention,
+                    self.runner.device, self.runner.dtype, attention,
                     self.blocks.memory_plan(self.max_model_len))
 
     def _resolve_max_model_len(self) -> int:

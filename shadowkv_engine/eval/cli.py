@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
     results = evaluate(generate, tokenizer, tasks, lengths, args.samples, args.batch_size,
                        progress=not args.no_progress, split=args.split, modes=modes)
-    shadowkv = dataclasses.asdict(config.shadowkv)
+    # The engine's resolved settings (rank and landmark as the model recommends, if it does).
+    shadowkv = dataclasses.asdict(llm.engine.config.shadowkv)
     print(f"model={config.model} attention={config.attention} split={args.split} "
           f"answer_mode={','.join(modes)}"
           + (f" shadowkv={json.dumps(shadowkv)}" if config.attention == "shadowkv" else ""))

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import torch
 
+from ..config import MODEL_RECOMMENDABLE, ShadowKVConfig
+from ..errors import InvalidRequestError
+
 # Architectures that share the Llama decoder; Yi checkpoints use LlamaForCausalLM.
 SUPPORTED_ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
@@ -36,6 +39,10 @@ class ModelConfig:
     torch_dtype: torch.dtype
     bos_token_id: int | None = None
     eos_token_ids: list[int] = field(default_factory=list)
+    # ShadowKV options the checkpoint recommends for itself (config.json "shadowkv_defaults",
+    # e.g. {"landmark": "minmax", "rank": 64}): what an engine uses where its config leaves them
+    # unset (ShadowKVConfig.for_model).
+    shadowkv_defaults: dict = field(default_factory=dict)
 
     @property
     def key_dim(self) -> int:
@@ -97,6 +104,24 @@ class ModelConfig:
                 torch_dtype=TORCH_DTYPES.get(dtype_name, torch.float32),
                 bos_token_id=raw.get("bos_token_id"),
                 eos_token_ids=[] if eos is None else ([eos] if isinstance(eos, int) else list(eos)),
+                shadowkv_defaults=_shadowkv_defaults(raw.get("shadowkv_defaults"), source),
             )
         except KeyError as e:
             raise ValueError(f"{source} lacks the required field {e.args[0]!r}") from e
+
+
+def _shadowkv_defaults(values, source: str) -> dict:
+    """The checkpoint's recommended ShadowKV options, checked as an engine config's would be."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"shadowkv_defaults in {source} must be a mapping, got {values!r}")
+    others = sorted(set(values) - set(MODEL_RECOMMENDABLE))
+    if others:
+        raise ValueError(f"shadowkv_defaults in {source} may set only {list(MODEL_RECOMMENDABLE)}, "
+                         f"not {others}")
+    try:
+        ShadowKVConfig(**values)
+    except InvalidRequestError as e:
+        raise ValueError(f"shadowkv_defaults in {source}: {e}") from None
+    return dict(values)

@@ -62,5 +62,7 @@ def test_minmax_ranks_a_single_token_needle_first_where_the_mean_does_not():
 
 
 def test_minmax_takes_two_rows_a_chunk():
-    assert ShadowKVConfig().landmark == "mean" and ShadowKVConfig().landmark_rows == 1
+    unset = ShadowKVConfig()
+    assert unset.landmark is None and unset.for_model(2, 128).landmark == "mean"
+    assert unset.landmark_rows == 1
     assert ShadowKVConfig(landmark="minmax").landmark_rows == 2
