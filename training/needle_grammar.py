@@ -14,6 +14,10 @@ the blind split's per-template results, so a model trained on it must be measure
 written blind split (`--split blind2`, written before that model), not on that one; and the
 model after run 8, trained with the asides below, on `--split blind3`.
 
+And a value is often set off by punctuation ("... was "{value}"", "({value})"): see
+`wrapped`, added after blind4 was read (the next model must be measured on a split written
+before it: blind5).
+
 Templates keep the slots of layouts.needle_sentence(): {subject}, {Subject}, {value}; each of
 {subject} and {value} exactly once.
 """
@@ -101,3 +105,18 @@ def interrupted(statement: str, rng: random.Random) -> str:
         at = statement.index(first) + len(first)
         return f"{statement[:at]}, {rng.choice(ASIDES)},{statement[at:]}"
     return f"{rng.choice(CIRCUMSTANCES)}, {statement}"
+
+
+# Punctuation around the value: quotes, brackets, parentheses, code marks. Added after the
+# blind splits were read (fourteenth session, docs/accuracy.md): a value in parentheses or
+# quotes was found 0-4 times in 31-37 on blind3 and blind4 by every model, because no trained
+# needle wrapped its value while the symbolic filler wraps its own fields, so the models learned
+# that a wrapped value is filler. Never "#", which a held-out filler writes after "(", nor
+# braces, which the template's own formatting would eat.
+VALUE_WRAPS = ('"{}"', "'{}'", "({})", "[{}]", "<{}>", "`{}`", "*{}*", '("{}")', "[ {} ]",
+               "({} exactly)", "(it's {})", '"{}" (sic)')
+
+
+def wrapped(template: str, rng: random.Random) -> str:
+    """The template with its value slot set off by punctuation."""
+    return template.replace("{value}", rng.choice(VALUE_WRAPS).format("{value}"), 1)

@@ -29,7 +29,7 @@ from dataclasses import replace
 from shadowkv_engine.eval import words
 from shadowkv_engine.eval.layouts import BLIND, BLIND2, BLIND3, BLIND4, HELDOUT, TRAIN, Pools
 
-from .needle_grammar import composed_statement, interrupted
+from .needle_grammar import composed_statement, interrupted, wrapped
 
 # -- made-up words ------------------------------------------------------------------------------
 _SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "bel", "cor", "fen",
@@ -161,6 +161,9 @@ COMPOSED_RATE = 0.4
 # How many of the composed needles (not led by a clause) get an aside or a circumstance
 # (needle_grammar.interrupted); runs 1-8 had none.
 INTERRUPTED_RATE = 0.4
+# How many made-up needles set their value off by punctuation (needle_grammar.wrapped); runs
+# 1-10 had none.
+WRAPPED_RATE = 0.3
 _NEEDLE_TAILS = ("Remember it.", "Don't lose it.", "It will be asked about.", "Repeat: {value}.",
                  "Once more, {value}.", "That is all.", "Do not share it.", "Keep it safe.",
                  "Again: {subject} is {value}.")
@@ -189,6 +192,8 @@ def needle_template(rng: random.Random) -> str:
         mark = rng.choice(_LEAD_MARKS)
         lead = rng.choice(_NEEDLE_LEADS)
         statement = lead + mark + (_sentence_case(statement) if mark in (": ", "! ") else statement)
+    if rng.random() < WRAPPED_RATE:
+        statement = wrapped(statement, rng)
     text = _sentence_case(statement) + rng.choice((".", ".", "!", ";"))
     if rng.random() < 0.3:
         text += " " + rng.choice(_NEEDLE_TAILS)

@@ -118,3 +118,16 @@ def test_interrupted_needles_put_words_between_subject_and_value():
         sentence = needle_sentence(statement[:1].upper() + statement[1:] + ".", "the code", "4821")
         last = max(sentence.index("the code"), sentence.index("4821"))
         assert "," in sentence[:last], sentence  # an aside or a circumstance comes first
+
+
+def test_some_needles_set_their_value_off_by_punctuation():
+    """A wrapped value ("the code is (4821)") is still a needle: about WRAPPED_RATE of made-up
+    needles wrap it, each form renders, and the value inside is exact."""
+    rng = random.Random(5)
+    templates = [procedural.needle_template(rng) for _ in range(2000)]
+    sentences = [needle_sentence(t, "the code", "4821") for t in templates]
+    wrapped = [s for s in sentences
+               if re.search(r"""["'(\[<`*]\s?4821|4821\s?["')\]>`*]""", s.split(".")[0])]
+    assert 0.2 < len(wrapped) / len(sentences) < 0.45, len(wrapped)
+    assert all(re.search(r"(?<!\d)4821(?!\d)", s) for s in sentences)
+    assert len({re.search(r"(\S*)4821(\S*)", s).groups() for s in wrapped}) >= 8
