@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from shadowkv_engine.eval import words
-from shadowkv_engine.eval.layouts import BLIND, BLIND2, BLIND3, BLIND4, HELDOUT, TRAIN, Pools
+from shadowkv_engine.eval.layouts import (BLIND, BLIND2, BLIND3, BLIND4, BLIND5, HELDOUT, TRAIN,
+                                          Pools)
 
 from .needle_grammar import composed_statement, interrupted, wrapped
 
@@ -100,7 +101,7 @@ _ATTRIBUTE_SUFFIXES = (("number", "digits"), ("code", "alnum"), ("ID", "alnum"),
                        ("reference", "alnum"), ("extension", "digits"), ("count", "digits"))
 _HELDOUT_ATTRIBUTES = {attribute for attribute, _ in
                        HELDOUT.attributes + BLIND.attributes + BLIND2.attributes
-                       + BLIND3.attributes + BLIND4.attributes}
+                       + BLIND3.attributes + BLIND4.attributes + BLIND5.attributes}
 
 
 def made_up_attributes(count: int, seed: str) -> tuple[tuple[str, str], ...]:

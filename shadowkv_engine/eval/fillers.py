@@ -322,6 +322,90 @@ def _settings(rng: random.Random, i: int) -> str:
         name=rng.choice(words.BLIND4_NAMES), n=rng.randint(1, 999))
 
 
+# -- the blind5 split's sources (layouts.py), one of each category, over the blind5 words --------
+KNITTING_SENTENCES = ("Cast on loosely, leaving a long tail for sewing up later.",
+                      "Knit every stitch to the end of the row, then turn the work.",
+                      "Slip the first stitch of each row purlwise with the yarn held in front.",
+                      "Purl back along the wrong side, keeping the tension even.",
+                      "Repeat the last two rows until the piece reaches the length you want.",
+                      "Place a marker at each end of this row so that the side seams line up.")
+# A teacher's end-of-term report, one comment a unit.
+_TERM_REPORT_PATTERNS = (
+    "{name} has settled in well this term and took real care over the {adj} {noun} project.",
+    "{name} must remember to bring the right kit on games days; borrowing {a_noun} every week is "
+    "not fair on the others.",
+    "Homework has mostly arrived on time, although the piece about the {adj} {noun2} looked "
+    "rushed.",
+    "{name} works well alongside {name2}, but the two of them chat when they should be listening.",
+    "Reading is a real strength: at the moment {name} is enjoying a book about a {adj} {noun}.",
+    "Attendance this term: {present} sessions out of a possible {possible}.",
+    "Next term {name} should aim to check answers before handing them in.",
+    "In science, {name} built a {adj} model of {a_noun} that the whole class admired.",
+    "{name}'s handwriting has come on, though words like \"{noun2}\" still need practice.",
+    "Form tutor: {name} is a cheerful presence in the form room and never too busy to help {name2} "
+    "with the {noun}.",
+)
+# The index at the back of a book, one entry or sub-entry a line.
+_BOOK_INDEX_PATTERNS = (
+    "{noun}, {pages}",
+    "{noun}, {pages}; see also {noun2}",
+    "{noun}, {adj}, {pages}",
+    "    {adj}, {pages}",
+    "    and the {noun2}, {pages}",
+    "    in {name}'s letters, {pages}",
+    "{noun}: see {noun2}",
+    "{name}, {pages} (illus.)",
+    "{name}, on the {noun}, {pages}",
+)
+# A database migration script, one line a unit.
+_MIGRATION_PATTERNS = (
+    "BEGIN;",
+    "CREATE TABLE {noun} (",
+    "    {noun}_id INTEGER PRIMARY KEY,",
+    "    {adj}_{noun2} VARCHAR({width}) NOT NULL,",
+    "    {noun2}_notes TEXT DEFAULT '',",
+    ");",
+    "ALTER TABLE {noun} ADD COLUMN {adj}_since DATE;",
+    "CREATE INDEX idx_{noun}_{noun2} ON {noun} ({noun2}_id);",
+    "UPDATE {noun} SET {adj} = FALSE WHERE {noun2}_id = {n};",
+    "-- {name}: backfill the {adj} {noun2} rows before this goes out",
+    "INSERT INTO {noun} (label, {noun2}_id) VALUES ('{Adj} {Noun}', {n});",
+    "DELETE FROM {noun2} WHERE {adj}_since IS NULL;",
+    "SELECT {noun}_id, count(*) FROM {noun2} GROUP BY 1 HAVING count(*) > {d};",
+    "COMMIT;",
+)
+
+
+def _term_report(rng: random.Random, i: int) -> str:
+    adj = rng.choice(words.BLIND5_ADJECTIVES)
+    noun, noun2 = rng.sample(words.BLIND5_NOUNS, 2)
+    name, name2 = rng.sample(words.BLIND5_NAMES, 2)
+    possible = rng.choice((112, 118, 124, 130, 136))
+    return rng.choice(_TERM_REPORT_PATTERNS).format(
+        adj=adj, noun=noun, noun2=noun2, a_noun=("an " if noun[0] in "aeiou" else "a ") + noun,
+        name=name, name2=name2, possible=possible, present=possible - rng.randint(0, 16))
+
+
+def _book_index(rng: random.Random, i: int) -> str:
+    adj = rng.choice(words.BLIND5_ADJECTIVES)
+    noun, noun2 = rng.sample(words.BLIND5_NOUNS, 2)
+    first = rng.randint(3, 460)
+    last = first + rng.randint(1, 9)
+    pages = rng.choice((f"{first}", f"{first}–{last}", f"{first}, {last}",
+                        f"{first}, {last}–{last + rng.randint(1, 5)}",
+                        f"{first}, {last}, {rng.randint(last + 1, 480)}"))
+    return rng.choice(_BOOK_INDEX_PATTERNS).format(
+        adj=adj, noun=noun, noun2=noun2, name=rng.choice(words.BLIND5_NAMES), pages=pages)
+
+
+def _migration(rng: random.Random, i: int) -> str:
+    adj, (noun, noun2) = rng.choice(words.BLIND5_ADJECTIVES), rng.sample(words.BLIND5_NOUNS, 2)
+    return rng.choice(_MIGRATION_PATTERNS).format(
+        adj=adj, Adj=adj.capitalize(), noun=noun, noun2=noun2, Noun=noun.capitalize(),
+        name=rng.choice(words.BLIND5_NAMES), n=rng.randint(1, 999), d=rng.randint(1, 9),
+        width=rng.choice((16, 32, 40, 64, 80, 120, 255)))
+
+
 FILLERS = {f.name: f for f in (
     Filler("noise", "repeated", " ", _cycle(NOISE_SENTENCES)),
     Filler("refrain", "repeated", " ", _cycle(REFRAIN_SENTENCES)),
@@ -358,4 +442,8 @@ FILLERS = {f.name: f for f in (
                                              words.BLIND4_NOUNS, words.BLIND4_NAMES)),
     Filler("timetable", "list", "\n", _timetable),
     Filler("settings", "code", "\n", _settings),
+    Filler("knitting", "repeated", " ", _cycle(KNITTING_SENTENCES)),
+    Filler("termreport", "prose", " ", _term_report),
+    Filler("bookindex", "list", "\n", _book_index),
+    Filler("migration", "code", "\n", _migration),
 )}

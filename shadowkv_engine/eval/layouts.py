@@ -14,9 +14,9 @@ depth (uniform) and leaving the instruction out (NO_INSTRUCTION_RATE).
 
 Training data (training/layout_documents.py) draws only from TRAIN; `shadowkv eval --split
 heldout` measures on HELDOUT, `--split blind` on BLIND, `--split blind2` on BLIND2, `--split
-blind3` on BLIND3 and `--split blind4` on BLIND4 (more held-out splits, see there). The classic
-layouts (tasks.py, templates.py) are members of the train pools: the README's passkey example is
-a train layout.
+blind3` on BLIND3, `--split blind4` on BLIND4 and `--split blind5` on BLIND5 (more held-out splits,
+see there). The classic layouts (tasks.py, templates.py) are members of the train pools: the
+README's passkey example is a train layout.
 """
 import itertools
 import random
@@ -280,7 +280,55 @@ BLIND4 = Pools(
                 ("warranty claim", "alnum"), ("mooring berth", "alnum")),
 )
 
-SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2, BLIND3, BLIND4)}
+# A sixth held-out split, written on 2026-12-01 (session 14) after BLIND4 had been read (its
+# per-template and per-filler results may steer the next model's training data), before the model
+# after run 10 existed and before any model was run on it; written without reference to training's
+# parts. Read, not tuned on: keep its material out of training and its misses out of the choice of
+# training data.
+BLIND5 = Pools(
+    name="blind5",
+    instructions=(
+        "Dear Sir or Madam, my grandson showed me how to use this. I have typed out the whole "
+        "letter from the council below and there is one thing in it that I cannot find.",
+        "Context: plain-text export of the team wiki (formatting got lost in the copy). Question "
+        "underneath.",
+        "ok this is my entire notes doc from the semester, dont judge the mess lol. need one thing "
+        "out of it",
+        "The material set out below was supplied by the applicant. Kindly review it in its "
+        "entirety before responding to the query at the end.",
+        "Pasting the voicemail transcript plus the emails that came with it. Somewhere in this lot "
+        "is the bit I'm after.",
+    ),
+    needles=(
+        "yeah hi, it's me again, um, about {subject}, it's {value}, so give me a ring back if that "
+        "doesn't work for you, okay, bye",
+        "{Subject}:: {value} (last verified during the spring audit, ask before changing)",
+        "We are writing to confirm that {subject} is now {value}. Please quote this in all future "
+        "correspondence with the department.",
+        "!!! TA said this WILL come up: {subject} --> {value} (memorise!!)",
+        "Reference {value} has been allocated as {subject}; please keep this letter in a safe "
+        "place.",
+        "RE: {subject} -- hi all, just so this is written down somewhere other than my head: "
+        "'{value}'. Cheers",
+    ),
+    questions=(
+        "Could you please tell me what {subject} is? My eyes are not what they were and I have "
+        "read it through twice.",
+        "Lookup: {subject}. Value only, no explanation.",
+        "so what did i write down for {subject}?? exam is tomorrow",
+        "With reference to the above, please confirm {subject} as stated therein.",
+        "What did they end up giving as {subject}? Couldn't make it out on the call.",
+        "Somebody in that thread mentioned {subject}, can you find it and tell me what it was?",
+    ),
+    fillers=("knitting", "termreport", "bookindex", "migration"),
+    key_adjectives=tuple(words.BLIND5_ADJECTIVES),
+    key_nouns=tuple(words.BLIND5_NOUNS),
+    names=tuple(words.BLIND5_NAMES),
+    attributes=(("jury summons", "digits"), ("dry cleaning ticket", "digits"),
+                ("kennel booking", "alnum"), ("hearing aid serial", "alnum")),
+)
+
+SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5)}
 
 # Kinds of fact that need no name: at most one of each in a context. (subjects, value formats)
 UNNAMED_KINDS = {
