@@ -15,8 +15,8 @@ is open-ended, so training here composes each piece from parts instead:
   "pechim tag");
 - questions may say where to look ("... in the passage above?").
 
-Nothing here may produce held-out material (of the heldout, blind, blind2, blind3 or blind4
-split): none of the held-out templates' fixed text, words or attributes
+Nothing here may produce held-out material (of the heldout, blind, blind2, blind3, blind4 or
+blind5 split): none of the held-out templates' fixed text, words or attributes
 (tests/eval/test_layouts.py checks the training stream). Made-up words and attributes that
 happen to be held-out ones are skipped, which is the only use of the held-out pools here. No
 template holds a digit, so a needle's value stays the only key-shaped token of a context.
