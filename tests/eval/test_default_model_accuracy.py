@@ -95,3 +95,19 @@ def assert_held_out_cell(split: str, floor: float) -> None:
     sparse = accuracy("shadowkv", SHADOWKV_DEFAULTS, [HELDOUT_TASK], HELDOUT_LENGTH,
                       HELDOUT_SAMPLES, split, ("free",))
     assert all(sparse[c] >= dense[c] - MARGIN for c in dense), (dense, sparse)
+
+
+def test_the_readme_example_answers_as_the_readme_says():
+    """README.md's chat example, run through the engine on the embedded model: the reply its
+    `# -> "..."` comment promises."""
+    import re
+    from pathlib import Path
+
+    from shadowkv_engine import LLM, SamplingParams
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    request = json.loads(re.search(r"chat/completions .*?-d '(\{.*?\})'\n", readme, re.S).group(1))
+    promised = re.search(r'# -> "([^"]+)"', readme).group(1)
+    llm = LLM(model=str(DEFAULT_MODEL_DIR), device="cpu", max_model_len=1024)
+    params = SamplingParams(temperature=request["temperature"], max_tokens=request["max_tokens"])
+    assert llm.chat(request["messages"], params)[0].outputs[0].text == promised
