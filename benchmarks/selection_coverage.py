@@ -29,19 +29,9 @@ from shadowkv_engine.default_model import DEFAULT_MODEL_DIR
 from shadowkv_engine.eval.tasks import make_sample, parse_length
 from shadowkv_engine.kv.compression import outlier_chunk_ids
 from shadowkv_engine.kv.landmarks import chunk_landmarks, landmark_queries
-from shadowkv_engine.ops.chunk_scores import score_chunks
+from shadowkv_engine.ops.chunk_scores import score_chunks, scores_from_logits
 
 RULES = ("mean", "minmax", "best-key", "best-rank")
-
-
-def group_scores(logits: torch.Tensor, dim: int, excluded: torch.Tensor) -> torch.Tensor:
-    """[H, G, N] chunk logits -> [H, N] as ops.score_chunks forms them from landmarks: excluded
-    chunks out, a softmax per query head, the maximum over the group, excluded chunks at -inf
-    (not 0, where a sharp head's underflowed chunks would tie with them and the top-k could
-    pick an outlier twice)."""
-    logits = logits.scatter(2, excluded[:, None].expand(-1, logits.shape[1], -1), float("-inf"))
-    scores = torch.softmax(logits / dim ** 0.5, dim=-1).amax(dim=1)
-    return scores.masked_fill(logits[:, 0] == float("-inf"), float("-inf"))
 
 
 def rule_scores(q: torch.Tensor, keys: torch.Tensor, low_rank: torch.Tensor, chunk: int,
@@ -57,8 +47,8 @@ def rule_scores(q: torch.Tensor, keys: torch.Tensor, low_rank: torch.Tensor, chu
               for kind, rows in (("mean", 1), ("minmax", 2))}
     per_token = torch.einsum("hgd,hsd->hgs", q, keys).view(heads, group, -1, chunk)
     per_rank = torch.einsum("hgd,hsd->hgs", q, low_rank).view(heads, group, -1, chunk)
-    scores["best-key"] = group_scores(per_token.amax(-1), dim, excluded)
-    scores["best-rank"] = group_scores(per_rank.amax(-1), dim, excluded)
+    scores["best-key"] = scores_from_logits(per_token.amax(-1) / dim ** 0.5, excluded)
+    scores["best-rank"] = scores_from_logits(per_rank.amax(-1) / dim ** 0.5, excluded)
     return scores
 
 

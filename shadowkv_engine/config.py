@@ -71,14 +71,18 @@ class ShadowKVConfig:
     def local_tokens(self) -> int:
         return self.local_chunks * self.chunk_size
 
+    def unset_of(self, recommended: dict | None) -> dict:
+        """The recommended options this config leaves unset: what `for_model` takes from them."""
+        return {name: value for name, value in (recommended or {}).items()
+                if getattr(self, name) is None}
+
     def for_model(self, num_kv_heads: int, head_dim: int,
                   recommended: dict | None = None) -> "ShadowKVConfig":
         """This config resolved for a model: each unset option takes the model's recommendation
         (`recommended`, from its config.json), else the library's default; rejects a rank above
         the key width."""
         key_dim = num_kv_heads * head_dim
-        resolved = replace(self, **{name: value for name, value in (recommended or {}).items()
-                                    if getattr(self, name) is None})
+        resolved = replace(self, **self.unset_of(recommended))
         if resolved.rank is None:
             resolved = replace(resolved, rank=max(1, round(key_dim * 160 / 1024)))
         if resolved.landmark is None:

@@ -5,10 +5,11 @@ One filler (a train-pool source, a procedural one, or real text: real_text.py), 
 or none, several facts of mixed kinds (at most one pass key, secret number and code; any number
 of magic numbers and people's attributes) at any depth, then a question about each fact, one
 chat turn each, naming the fact by any of its subjects. Each piece (filler, instruction, every
-needle and question) comes from the train pool or is made up (PROCEDURAL_RATE): the pools keep the train split's layouts exact, the made-up forms teach the
-model to retrieve whatever the wording. Each answer is the question's subject and the value
-("The passkey is 4821."), the loss on all of it: the model learns to write the whole answer,
-which the free answer mode measures, and the prefixed mode only supplies its first words.
+needle and question) comes from the train pool or is made up (PROCEDURAL_RATE): the pools keep
+the train split's layouts exact, the made-up forms teach the model to retrieve whatever the
+wording. Each answer is the question's subject and the value ("The passkey is 4821."), the loss
+on all of it: the model learns to write the whole answer, which the free answer mode measures,
+and the prefixed mode only supplies its first words.
 
 Only TRAIN is imported here, so the held-out pools never reach training (a test checks the text;
 real_text.py drops the passages that hold held-out material).

@@ -35,11 +35,13 @@ def _paragraphs(document: str):
         if not block.strip() or not block.isascii():
             continue
         piece: list[str] = []
+        size = 0  # characters in `piece`, a newline after each line
         for line in block.split("\n"):
-            if piece and sum(len(x) + 1 for x in piece) + len(line) > MAX_UNIT_CHARS:
+            if piece and size + len(line) > MAX_UNIT_CHARS:
                 yield "\n".join(piece)
-                piece = []
+                piece, size = [], 0
             piece.append(line[:MAX_UNIT_CHARS])
+            size += len(piece[-1]) + 1
         yield "\n".join(piece)
 
 
@@ -74,7 +76,6 @@ class RealTextFiller:
     """Consecutive passages from a point drawn from `seed`, wrapping around the end."""
 
     separator = SEPARATOR
-    format = "real"
 
     def __init__(self, seed: str):
         self._start = random.Random(f"real-text/{seed}").randrange(len(passages()))

@@ -51,8 +51,7 @@ class LLMEngine:
         self.model_config = ModelConfig.from_pretrained(config.model)
         attention = config.attention
         if config.attention == "shadowkv":
-            recommended = sorted(name for name in self.model_config.shadowkv_defaults
-                                 if getattr(config.shadowkv, name) is None)
+            recommended = sorted(config.shadowkv.unset_of(self.model_config.shadowkv_defaults))
             config.shadowkv = config.shadowkv.for_model(self.model_config.num_kv_heads,
                                                         self.model_config.head_dim,
                                                         self.model_config.shadowkv_defaults)

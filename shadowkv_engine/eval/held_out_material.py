@@ -53,4 +53,4 @@ def _marker_pattern() -> re.Pattern:
 def held_out_material(text: str) -> list[str]:
     """The held-out markers and words `text` contains; empty for text training may read."""
     found = [m for m in held_out_markers() if m in text] if _marker_pattern().search(text) else []
-    return found + sorted(set(words.HELD_OUT_WORDS) & set(re.findall(r"[A-Za-z]+", text)))
+    return found + sorted(words.HELD_OUT_WORDS & set(re.findall(r"[A-Za-z]+", text)))

@@ -19,9 +19,15 @@ def score_chunks(q: torch.Tensor, landmarks: torch.Tensor, excluded: torch.Tenso
     heads, num_chunks, dim = landmarks.shape
     group = q.shape[0] // heads
     logits = torch.einsum("hgd,hnd->hgn", q.view(heads, group, dim).float(), landmarks.float())
-    logits = logits / math.sqrt(dim)
+    return scores_from_logits(logits / math.sqrt(dim), excluded)
+
+
+def scores_from_logits(logits: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
+    """[H, G, N] scaled chunk logits (overwritten) -> [H, N]: excluded chunks out, a softmax per
+    query head, the maximum over the group, excluded chunks at -inf (not 0: where a sharp head's
+    softmax underflows, a top-k must still never pick them)."""
     if excluded.numel():
-        logits.scatter_(2, excluded[:, None, :].expand(heads, group, -1), float("-inf"))
+        logits.scatter_(2, excluded[:, None, :].expand(-1, logits.shape[1], -1), float("-inf"))
     scores = torch.softmax(logits, dim=-1).amax(dim=1)
     return scores.masked_fill(logits[:, 0] == float("-inf"), float("-inf"))
 
