@@ -406,6 +406,87 @@ def _migration(rng: random.Random, i: int) -> str:
         width=rng.choice((16, 32, 40, 64, 80, 120, 255)))
 
 
+
+# -- the blind6 split's sources (layouts.py), one of each category, over the blind6 words --------
+BREATHING_SENTENCES = (
+    "Settle into a comfortable seat and let your eyes close if that feels right.",
+    "Breathe in slowly through the nose while you count to four.",
+    "Hold the breath softly at the top, without straining.",
+    "Let it go through the mouth, as slowly as it came in.",
+    "Notice where your body meets the chair and let that place grow heavy.",
+    "If your mind wanders off, just guide it back to the breath.",
+)
+# A sailing ship's log, one entry a unit.
+_SHIPS_LOG_PATTERNS = (
+    "Wind backed westerly during the forenoon watch; {name} took in a reef without being asked.",
+    "Sighted {a_noun} adrift off the starboard bow, which {name2} swore looked {adj}.",
+    "Glass falling steadily since noon, so all hands were told to lash the {noun} below.",
+    "Altered course {deg} degrees to port to give the fishing boats a wide berth.",
+    "{name} relieved {name2} at the wheel at the change of watch; nothing further to report.",
+    "Made {miles} miles since yesterday noon, a fair run for so {adj} an old hull.",
+    "The cook reports the last of the {noun2} gone bad; half rations from tomorrow.",
+    "Passed under the {adj} headland at dusk and saw a lamp burning by the {noun}.",
+    "Took on fresh water at anchor, {casks} casks in all, with {name} keeping the tally.",
+    "Heavy swell all night; the {adj} {noun} in the galley broke loose twice.",
+)
+# A crossword's clue list, one clue a line.
+_CLUE_PATTERNS = (
+    "{Adj} {noun} found behind {name}'s shed",
+    "Where a {noun} might hide, oddly",
+    "{Noun} and {noun2} swapped round",
+    "Sounds like a {adj} {noun} in the rain",
+    "{name} turns up in a {adj} mood",
+    "Not quite a {noun}, but close",
+    "Half a {noun2} before the {adj} one",
+)
+# A BASIC program listing, one numbered line a unit.
+_BASIC_PATTERNS = (
+    "REM {adj} {noun} routine, {name} wrote this",
+    "LET {v} = {n}",
+    'PRINT "{Adj} {noun2} ready"',
+    "IF {v} > {d} THEN GOTO {target}",
+    "FOR J = 1 TO {d}: GOSUB {target}: NEXT J",
+    'INPUT "{Noun} count"; {v}',
+    "DIM {v}({d})",
+    'PRINT "{name} says the {noun} is {adj}"',
+    "RETURN",
+    "CLS",
+)
+
+
+def _ships_log(rng: random.Random, i: int) -> str:
+    adj = rng.choice(words.BLIND6_ADJECTIVES)
+    noun, noun2 = rng.sample(words.BLIND6_NOUNS, 2)
+    name, name2 = rng.sample(words.BLIND6_NAMES, 2)
+    return rng.choice(_SHIPS_LOG_PATTERNS).format(
+        adj=adj, noun=noun, noun2=noun2, a_noun=("an " if noun[0] in "aeiou" else "a ") + noun,
+        name=name, name2=name2, deg=rng.randint(5, 90), miles=rng.randint(40, 220),
+        casks=rng.randint(3, 40))
+
+
+def _crossword(rng: random.Random, i: int) -> str:
+    adj = rng.choice(words.BLIND6_ADJECTIVES)
+    noun, noun2 = rng.sample(words.BLIND6_NOUNS, 2)
+    number, direction = rng.randint(1, 30), rng.choice(("Across", "Down"))
+    if rng.random() < 0.1:
+        return f"{number} {direction}. See {rng.randint(1, 30)} {rng.choice(('Across', 'Down'))}"
+    clue = rng.choice(_CLUE_PATTERNS).format(
+        adj=adj, Adj=adj.capitalize(), noun=noun, Noun=noun.capitalize(), noun2=noun2,
+        name=rng.choice(words.BLIND6_NAMES))
+    first = rng.randint(3, 9)
+    enumeration = rng.choice((f"{first}", f"{first},{rng.randint(2, 6)}",
+                              f"{first}-{rng.randint(3, 5)}"))
+    return f"{number} {direction}. {clue} ({enumeration})"
+
+
+def _basic(rng: random.Random, i: int) -> str:
+    adj, (noun, noun2) = rng.choice(words.BLIND6_ADJECTIVES), rng.sample(words.BLIND6_NOUNS, 2)
+    line = rng.choice(_BASIC_PATTERNS).format(
+        adj=adj, Adj=adj.capitalize(), noun=noun, noun2=noun2, Noun=noun.capitalize(),
+        name=rng.choice(words.BLIND6_NAMES), v=noun[:2].upper(), n=rng.randint(1, 999),
+        d=rng.randint(2, 9), target=10 * rng.randint(1, 99))
+    return f"{10 * (i % 99 + 1)} {line}"
+
 FILLERS = {f.name: f for f in (
     Filler("noise", "repeated", " ", _cycle(NOISE_SENTENCES)),
     Filler("refrain", "repeated", " ", _cycle(REFRAIN_SENTENCES)),
@@ -446,4 +527,8 @@ FILLERS = {f.name: f for f in (
     Filler("termreport", "prose", " ", _term_report),
     Filler("bookindex", "list", "\n", _book_index),
     Filler("migration", "code", "\n", _migration),
+    Filler("breathing", "repeated", " ", _cycle(BREATHING_SENTENCES)),
+    Filler("shipslog", "prose", " ", _ships_log),
+    Filler("crossword", "list", "\n", _crossword),
+    Filler("basic", "code", "\n", _basic),
 )}

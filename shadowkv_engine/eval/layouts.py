@@ -14,9 +14,9 @@ depth (uniform) and leaving the instruction out (NO_INSTRUCTION_RATE).
 
 Training data (training/layout_documents.py) draws only from TRAIN; `shadowkv eval --split
 heldout` measures on HELDOUT, `--split blind` on BLIND, `--split blind2` on BLIND2, `--split
-blind3` on BLIND3, `--split blind4` on BLIND4 and `--split blind5` on BLIND5 (more held-out splits,
-see there). The classic layouts (tasks.py, templates.py) are members of the train pools: the
-README's passkey example is a train layout.
+blind3` on BLIND3, `--split blind4` on BLIND4, `--split blind5` on BLIND5 and `--split blind6` on
+BLIND6 (more held-out splits, see there). The classic layouts (tasks.py, templates.py) are
+members of the train pools: the README's passkey example is a train layout.
 """
 import itertools
 import random
@@ -328,7 +328,53 @@ BLIND5 = Pools(
                 ("kennel booking", "alnum"), ("hearing aid serial", "alnum")),
 )
 
-SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5)}
+# A seventh held-out split, written on 2026-12-01 (session 15) after BLIND5 had been read, before
+# any model was run on it, and written blind: without reading training's parts or the other pools'
+# material. Read, not tuned on: keep its material out of training and its misses out of the choice
+# of training data.
+BLIND6 = Pools(
+    name="blind6",
+    instructions=(
+        "Hi support team, I've pasted the full export of our shared inbox below because search "
+        "won't work on my phone. One detail is buried in there somewhere.",
+        "Night desk handover follows. Skim it if you like, but when you reach the end I need one "
+        "item pulled out of it.",
+        "Lab notebook, copied out word for word for the audit. Entries are out of order; answer "
+        "the query at the foot of the page from these entries alone.",
+        "Below is everything from the running club's group chat since spring. My question is "
+        "right at the bottom, after all the chatter.",
+        "Puzzle hunt, final round: the answer to the last clue is hidden in the text that follows. "
+        "No hints, no partial credit.",
+    ),
+    needles=(
+        "<mod> pinned a message: {value} is {subject}, please stop asking in here",
+        "{Subject};{value};verified;;",
+        "fix(import): stop the nightly job resetting {subject}, which has to stay {value}",
+        "For the avoidance of doubt, {value} (hereinafter {subject}) shall not be altered without "
+        "the written consent of both parties.",
+        "After weeks of back and forth, two missed deliveries and one very calm locksmith, I "
+        "can finally tell you that {subject} is, believe it or not, {value}",
+        "Agent note: caller confirmed {subject} over the phone ({value}), ticket can be closed.",
+    ),
+    questions=(
+        "Ticket update requested: the customer wants {subject}. Can you pull it from the history "
+        "above?",
+        "<me> does anyone remember {subject}?? been scrolling for ages",
+        "Pursuant to the foregoing, state {subject}.",
+        "Fill in the empty cell: {Subject} = ?",
+        "Before I sign off the handover, what was {subject} again?",
+        "Last clue: {subject}. Give exactly what the text gives, nothing more.",
+    ),
+    fillers=("breathing", "shipslog", "crossword", "basic"),
+    key_adjectives=tuple(words.BLIND6_ADJECTIVES),
+    key_nouns=tuple(words.BLIND6_NOUNS),
+    names=tuple(words.BLIND6_NAMES),
+    attributes=(("choir folder", "digits"), ("canal licence", "alnum"),
+                ("ferry boarding pass", "alnum"), ("seed bank accession", "alnum")),
+)
+
+SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5,
+                                          BLIND6)}
 
 # Kinds of fact that need no name: at most one of each in a context. (subjects, value formats)
 UNNAMED_KINDS = {

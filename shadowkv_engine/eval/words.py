@@ -202,14 +202,35 @@ BLIND5_NAMES = (
     "Kristiina Lorcan Marguerite Octavia Parveen Radhika Seraphina Thaddeus Ximena Zbigniew"
 ).split()
 
-# Every open-class word that only a held-out split (heldout, blind, blind2, blind3, blind4, blind5)
-# uses: training must not.
+# Open-class words of the blind6 split (layouts.py), written on 2026-12-01 (session 15) after blind5
+# was read, without reading training's parts, and before any model was run on it: in no other list
+# and in no made-up word of training.
+BLIND6_ADJECTIVES = (
+    "brindled chipped dappled dingy dusky flaky flecked fringed fusty gauzy grizzled gummy hulking "
+    "inky lacy paunchy pearly plump puckered rosy starchy stocky sulky tasselled tubby velvety "
+    "warty waxy whiskery windswept"
+).split()
+
+BLIND6_NOUNS = (
+    "alpaca beetroot birdbath bonsai candlestick caterpillar cauliflower chestnut crumpet "
+    "dandelion doorknob gecko grindstone jellyfish marigold marmoset ocelot puffin pumpkin radish "
+    "saucepan scarecrow seahorse sleigh starfish tadpole teacup thistle trowel truffle"
+).split()
+
+BLIND6_NAMES = (
+    "Anneliese Chidinma Cosimo Eulalia Fionnuala Gwendolyn Hyacinth Jacinta Kwabena Leocadia "
+    "Ottoline Quirino Rosamund Svetlana Torvald Ulrika Wenceslas Xiadani Yolanda Zenobia"
+).split()
+
+# Every open-class word that only a held-out split (heldout, blind, blind2, ..., blind6) uses:
+# training must not.
 HELD_OUT_WORDS = frozenset(HELDOUT_ADJECTIVES + HELDOUT_NOUNS + HELDOUT_NAMES
                            + BLIND_ADJECTIVES + BLIND_NOUNS + BLIND_NAMES
                            + BLIND2_ADJECTIVES + BLIND2_NOUNS + BLIND2_NAMES
                            + BLIND3_ADJECTIVES + BLIND3_NOUNS + BLIND3_NAMES
                            + BLIND4_ADJECTIVES + BLIND4_NOUNS + BLIND4_NAMES
-                           + BLIND5_ADJECTIVES + BLIND5_NOUNS + BLIND5_NAMES)
+                           + BLIND5_ADJECTIVES + BLIND5_NOUNS + BLIND5_NAMES
+                           + BLIND6_ADJECTIVES + BLIND6_NOUNS + BLIND6_NAMES)
 
 
 def alphanumeric(rng: random.Random, length: int) -> str:
