@@ -16,7 +16,9 @@ model after run 8, trained with the asides below, on `--split blind3`.
 
 And a value is often set off by punctuation ("... was "{value}"", "({value})"): see
 `wrapped`, added after blind4 was read (the next model must be measured on a split written
-before it: blind5).
+before it: blind5). A value may follow a label noun ("ticket {value}") or come many words after
+its subject: see `labelled` and `distant`, added after blind5 was read (measure the next model
+on blind6).
 
 Templates keep the slots of layouts.needle_sentence(): {subject}, {Subject}, {value}; each of
 {subject} and {value} exactly once.
@@ -120,3 +122,62 @@ VALUE_WRAPS = ('"{}"', "'{}'", "({})", "[{}]", "<{}>", "`{}`", "*{}*", '("{}")',
 def wrapped(template: str, rng: random.Random) -> str:
     """The template with its value slot set off by punctuation."""
     return template.replace("{value}", rng.choice(VALUE_WRAPS).format("{value}"), 1)
+
+
+# A noun that labels the value ("Reference 4821 has been allocated as ...", "... is ticket
+# 4821"), and many words between subject and value ("{subject} -- <a dozen words>: 4821").
+# Added after blind5 was read (fifteenth session, docs/accuracy.md), so the next model must be
+# measured on a split written before it (blind6): run 11 found a value labelled "Reference" 0
+# times in 36 there, and on the CPU 13 times in 32 once that one word was dropped; it found a
+# value thirteen words after its subject 0-1 times in 34, and 25 in 32 with those words
+# dropped. A number after a noun reads like a filler's own numbering, and a value far from its
+# subject like any other token: neither was in any trained needle.
+VALUE_LABELS = ("reference", "number", "ticket", "case", "item", "entry", "file", "record",
+                "account", "order", "slot", "batch", "form", "code", "ID", "line", "unit",
+                "version", "voucher", "permit", "claim", "receipt", "pass", "tag")
+LONG_ASIDES = (
+    "and I only found this after going through every drawer in the office twice",
+    "which the man on the phone read out to me slowly while I looked for a pen",
+    "copied from the sheet on the board in the hallway before anyone took it down",
+    "sorry this took so long, the old system kept logging me out every few minutes",
+    "nobody could agree on it at first but in the end everyone signed off on it",
+    "this is the one from the second page of the letter, not the first page",
+    "I am putting it here because my notebook is full and I keep losing scraps of paper",
+    "the last person who had this job left it on a note taped under the keyboard",
+    "please do not mix this up with the older one that is still printed on the forms",
+    "after a long afternoon of emails back and forth with three different people",
+    "as read out at the end of the meeting, when half the room had already gone home",
+    "checked against the original and then checked again by someone else to be sure",
+    "which replaces whatever was written on the old printout last month",
+    "and yes, I know it looks strange, but that is really what they sent us",
+    "taken from the bottom of the screen where it is easy to miss if you scroll fast",
+    "for anyone who missed the call this morning and has been asking me all day",
+)
+# Joins around the aside: inside a statement (its own link follows), or, for a statement that
+# opens with its subject, instead of the link (the value follows).
+_INNER_JOINS = (" -- {aside} -- ", ", {aside}, ", " ({aside}) ")
+_LINK_JOINS = (" -- {aside}: ", ": {aside}: ", ". {Aside}: ", " - {aside}, anyway, it is ",
+               " ({aside}) is ", ", {aside}, comes to ")
+
+
+def labelled(template: str, rng: random.Random) -> str:
+    """The template with a label noun right before its value slot."""
+    return template.replace("{value}", f"{rng.choice(VALUE_LABELS)} {{value}}", 1)
+
+
+def distant(statement: str, rng: random.Random) -> str:
+    """The statement with a long aside between its two slots: after its first slot and before
+    its own link, or, half the time for a statement that opens with its subject, instead of the
+    link ("{subject} -- <aside>: {value}")."""
+    slots = [slot for slot in ("{subject}", "{Subject}", "{value}") if slot in statement]
+    if len(slots) < 2:
+        return statement  # a value alone has nothing to be far from
+    aside = rng.choice(LONG_ASIDES)
+    first = min(slots, key=statement.index)
+    at = statement.index(first) + len(first)
+    if statement.startswith(("{subject}", "{Subject}")) and rng.random() < 0.5:
+        join = rng.choice(_LINK_JOINS).format(aside=aside, Aside=aside[:1].upper() + aside[1:])
+        end = statement.index("{value}") + len("{value}")
+        return statement[:at] + join + "{value}" + statement[end:]
+    join = rng.choice(_INNER_JOINS).format(aside=aside)
+    return statement[:at] + join + statement[at:].lstrip(" ,")

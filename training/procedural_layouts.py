@@ -30,7 +30,7 @@ from shadowkv_engine.eval import words
 from shadowkv_engine.eval.layouts import (BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, HELDOUT,
                                           TRAIN, Pools)
 
-from .needle_grammar import composed_statement, interrupted, wrapped
+from .needle_grammar import composed_statement, distant, interrupted, labelled, wrapped
 
 # -- made-up words ------------------------------------------------------------------------------
 _SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vel", "dor", "an", "is", "ur", "bel", "cor", "fen",
@@ -166,6 +166,11 @@ INTERRUPTED_RATE = 0.4
 # How many made-up needles set their value off by punctuation (needle_grammar.wrapped); runs
 # 1-10 had none.
 WRAPPED_RATE = 0.3
+# How many made-up needles put a long aside between subject and value (needle_grammar.distant),
+# and how many put a label noun right before the value (needle_grammar.labelled); runs 1-11 had
+# none.
+DISTANT_RATE = 0.15
+LABELLED_RATE = 0.15
 _NEEDLE_TAILS = ("Remember it.", "Don't lose it.", "It will be asked about.", "Repeat: {value}.",
                  "Once more, {value}.", "That is all.", "Do not share it.", "Keep it safe.",
                  "Again: {subject} is {value}.")
@@ -194,6 +199,10 @@ def needle_template(rng: random.Random) -> str:
         mark = rng.choice(_LEAD_MARKS)
         lead = rng.choice(_NEEDLE_LEADS)
         statement = lead + mark + (_sentence_case(statement) if mark in (": ", "! ") else statement)
+    if rng.random() < DISTANT_RATE:
+        statement = distant(statement, rng)
+    if rng.random() < LABELLED_RATE:
+        statement = labelled(statement, rng)
     if rng.random() < WRAPPED_RATE:
         statement = wrapped(statement, rng)
     text = _sentence_case(statement) + rng.choice((".", ".", "!", ";"))

@@ -108,14 +108,18 @@ def test_invented_formats_differ_from_conversation_to_conversation():
     assert len(lines["phrasebook"]) > 50 and len(lines["symbolic"]) > 50
 
 
+def rendered(statement: str) -> str:
+    """A composed statement with each slot once, as a needle sentence about "the code" 4821."""
+    assert statement.count("{subject}") == 1 and statement.count("{value}") == 1, statement
+    return needle_sentence(statement[:1].upper() + statement[1:] + ".", "the code", "4821")
+
+
 def test_interrupted_needles_put_words_between_subject_and_value():
     from training.needle_grammar import composed_statement, interrupted
 
     rng = random.Random(4)
     for _ in range(500):
-        statement = interrupted(composed_statement(rng), rng)
-        assert statement.count("{subject}") == 1 and statement.count("{value}") == 1, statement
-        sentence = needle_sentence(statement[:1].upper() + statement[1:] + ".", "the code", "4821")
+        sentence = rendered(interrupted(composed_statement(rng), rng))
         last = max(sentence.index("the code"), sentence.index("4821"))
         assert "," in sentence[:last], sentence  # an aside or a circumstance comes first
 
@@ -131,3 +135,34 @@ def test_some_needles_set_their_value_off_by_punctuation():
     assert 0.2 < len(wrapped) / len(sentences) < 0.45, len(wrapped)
     assert all(re.search(r"(?<!\d)4821(?!\d)", s) for s in sentences)
     assert len({re.search(r"(\S*)4821(\S*)", s).groups() for s in wrapped}) >= 8
+
+
+def test_distant_needles_put_a_dozen_words_between_subject_and_value():
+    from training.needle_grammar import composed_statement, distant
+
+    rng = random.Random(6)
+    for _ in range(500):
+        sentence = rendered(distant(composed_statement(rng), rng))
+        first, last = sorted((sentence.index("the code"), sentence.index("4821")))
+        assert len(sentence[first:last].split()) >= 10, sentence
+        assert not re.search(KEY, sentence.replace("4821", "")), sentence
+    assert distant("Remember {value}", rng) == "Remember {value}"  # nothing to be far from
+
+
+def test_some_needles_label_their_value_or_set_it_far_from_its_subject():
+    """About LABELLED_RATE of made-up needles name a label right before the value ("ticket
+    4821"), about DISTANT_RATE put a dozen words or more between subject and value, and the
+    value stays exact in every one."""
+    from training.needle_grammar import VALUE_LABELS
+
+    rng = random.Random(8)
+    sentences = [needle_sentence(procedural.needle_template(rng), "the code", "4821").lower()
+                 for _ in range(3000)]
+    labels = "|".join(VALUE_LABELS)
+    labelled = [s for s in sentences if re.search(rf"\b(?:{labels.lower()})\W{{0,3}}4821", s)]
+    distant = [s for s in sentences
+               if len(s[s.index("the code"):s.index("4821")].split()) >= 12
+               or len(s[s.index("4821"):s.index("the code")].split()) >= 12]
+    assert 0.08 < len(labelled) / len(sentences) < 0.25, len(labelled)
+    assert 0.08 < len(distant) / len(sentences) < 0.25, len(distant)
+    assert all(re.search(r"(?<!\d)4821(?!\d)", s) for s in sentences)
