@@ -9,7 +9,7 @@ depths) drawn as the split draws it (docs/accuracy.md, "The blind5 split").
 Each variant is NAME=TEMPLATE, with the slots of a needle ({subject} or {Subject}, and {value},
 once each). Every variant gets the same seeds; with one template in the pool, a seed draws the
 rest of its sample as it would with any other single template. Our engine, greedy, free answers,
-passkey and niah_single; prints one line a variant. On the CPU, float32: about three minutes a
+passkey and niah_single; prints one line a variant. On the CPU, float32: under a minute a
 variant at 4K and 16 samples a task. Only for splits already read: running it on an unread blind
 split spends that split.
 """
