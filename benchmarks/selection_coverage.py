@@ -121,8 +121,9 @@ def main() -> None:
                                              attn_implementation="sdpa").eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     conf = model.config
+    # The rank the engine runs: --rank, else the checkpoint's recommendation, else the paper's.
     cfg = ShadowKVConfig(rank=args.rank, chunk_size=args.chunk_size).for_model(
-        conf.num_key_value_heads, conf.head_dim)
+        conf.num_key_value_heads, conf.head_dim, getattr(conf, "shadowkv_defaults", None))
     recorder = Recorder(model)
     with open(args.samples) as f:
         samples = [(task, int(seed)) for task, seed in json.load(f)]

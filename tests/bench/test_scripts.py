@@ -1,6 +1,6 @@
 """The benchmark scripts end to end on the CPU: benchmarks/throughput.py (the subcommand as a
-script) with the profiler and the transformers peer, the hit rate of the shipped model, and the
-two diagnostics of lost samples (replay, selection coverage)."""
+script) with the profiler and the transformers peer, the hit rate of the shipped model, the two
+diagnostics of lost samples (replay, selection coverage) and the needle-template probe."""
 import json
 import runpy
 import sys
@@ -72,3 +72,27 @@ def test_selection_coverage_reports_every_rule_for_every_head(monkeypatch, tmp_p
     rows = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in lines[header + 1:]}
     assert set(rows) == {"mean", "minmax", "best-key", "best-rank"}
     assert all(len(row) == 8 and all(0 < x <= 1.0 + 1e-6 for x in row) for row in rows.values())
+    # the rank the engine runs on this checkpoint: its own recommendation
+    from shadowkv_engine.default_model import DEFAULT_MODEL_DIR
+    rank = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())["shadowkv_defaults"]["rank"]
+    assert f"rank {rank}," in lines[header - 1], lines[header - 1]
+
+
+def test_needle_variants_measures_each_variant_and_restores_the_split(monkeypatch, capsys):
+    from shadowkv_engine.eval import layouts
+
+    pools = layouts.SPLITS["heldout"]
+    run("needle_variants.py", monkeypatch, "--split", "heldout", "--length", "2k", "--samples",
+        "2", "--tasks", "passkey", "--variant", "plain={Subject} is {value}.",
+        "--variant", "labelled={Subject} is ticket {value}.")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["plain", "labelled"]
+    assert all(" passkey " in line and "/2" in line for line in lines), lines
+    assert layouts.SPLITS["heldout"] is pools
+
+
+def test_needle_variants_refuses_a_variant_without_a_value_slot(monkeypatch, capsys):
+    with pytest.raises(AssertionError):  # run() asserts a clean exit; argparse exits with 2
+        run("needle_variants.py", monkeypatch, "--split", "heldout",
+            "--variant", "broken={subject} is unknown.")
+    assert "{value}" in capsys.readouterr().err
