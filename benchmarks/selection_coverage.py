@@ -29,6 +29,7 @@ from shadowkv_engine.default_model import DEFAULT_MODEL_DIR
 from shadowkv_engine.eval.tasks import make_sample, parse_length
 from shadowkv_engine.kv.compression import outlier_chunk_ids
 from shadowkv_engine.kv.landmarks import chunk_landmarks, landmark_queries
+from shadowkv_engine.model.config import ModelConfig
 from shadowkv_engine.ops.chunk_scores import score_chunks, scores_from_logits
 
 RULES = ("mean", "minmax", "best-key", "best-rank")
@@ -121,9 +122,11 @@ def main() -> None:
                                              attn_implementation="sdpa").eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     conf = model.config
-    # The rank the engine runs: --rank, else the checkpoint's recommendation, else the paper's.
+    # The rank the engine runs: --rank, else the checkpoint's recommendation (read and checked
+    # as the engine reads it), else the paper's.
     cfg = ShadowKVConfig(rank=args.rank, chunk_size=args.chunk_size).for_model(
-        conf.num_key_value_heads, conf.head_dim, getattr(conf, "shadowkv_defaults", None))
+        conf.num_key_value_heads, conf.head_dim,
+        ModelConfig.from_pretrained(args.model).shadowkv_defaults)
     recorder = Recorder(model)
     with open(args.samples) as f:
         samples = [(task, int(seed)) for task, seed in json.load(f)]
