@@ -15,7 +15,7 @@ is open-ended, so training here composes each piece from parts instead:
   "pechim tag");
 - questions may say where to look ("... in the passage above?").
 
-Nothing here may produce held-out material (of the heldout, blind and blind2 to blind6
+Nothing here may produce held-out material (of the heldout, blind and blind2 to blind7
 splits): none of the held-out templates' fixed text, words or attributes
 (tests/eval/test_layouts.py checks the training stream). Made-up words and attributes that
 happen to be held-out ones are skipped, which is the only use of the held-out pools here. No
@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from shadowkv_engine.eval import words
-from shadowkv_engine.eval.layouts import (BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, HELDOUT,
-                                          TRAIN, Pools)
+from shadowkv_engine.eval.layouts import (BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, BLIND7,
+                                          HELDOUT, TRAIN, Pools)
 
 from .needle_grammar import composed_statement, distant, interrupted, labelled, wrapped
 
@@ -102,7 +102,7 @@ _ATTRIBUTE_SUFFIXES = (("number", "digits"), ("code", "alnum"), ("ID", "alnum"),
 _HELDOUT_ATTRIBUTES = {attribute for attribute, _ in
                        HELDOUT.attributes + BLIND.attributes + BLIND2.attributes
                        + BLIND3.attributes + BLIND4.attributes + BLIND5.attributes
-                       + BLIND6.attributes}
+                       + BLIND6.attributes + BLIND7.attributes}
 
 
 def made_up_attributes(count: int, seed: str) -> tuple[tuple[str, str], ...]:

@@ -5,9 +5,9 @@
     shadowkv eval --split heldout --answer-mode both --lengths 2k,4k --samples 20
 
 --split heldout draws each prompt's layout (instruction, filler, needle and question wording,
-key format) from pools that training never sees (blind, blind2, blind3, blind4, blind5 and
-blind6 are six more such splits); --answer-mode free lets the model write the whole answer, as a
-user's request would, instead of supplying its first words.
+key format) from pools that training never sees (blind, blind2, blind3, blind4, blind5, blind6
+and blind7 are seven more such splits); --answer-mode free lets the model write the whole answer,
+as a user's request would, instead of supplying its first words.
 
 It takes the same engine and `--shadowkv-*` flags as `shadowkv serve`, so a setting evaluated
 here is a setting that can be served.
@@ -62,8 +62,10 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
                         "fourth, written after blind2 was read and before the next model), "
                         "blind4 (a fifth, written after blind3 was read and before the next "
                         "model), blind5 (a sixth, written after blind4 was read and before the "
-                        "next model) or blind6 (a seventh, written after blind5 was read, "
-                        "without reading training's parts) (default: %(default)s)")
+                        "next model), blind6 (a seventh, written after blind5 was read, "
+                        "without reading training's parts) or blind7 (an eighth, written after "
+                        "blind6 was read, without reading training's parts) (default: "
+                        "%(default)s)")
     p.add_argument("--answer-mode", choices=(*ANSWER_MODES, "both"), default="prefixed",
                    help="prefixed: the prompt ends with the answer's first words ('The pass key "
                         "is') and the model completes the value; free: the model writes the whole "

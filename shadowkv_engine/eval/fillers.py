@@ -487,6 +487,79 @@ def _basic(rng: random.Random, i: int) -> str:
         d=rng.randint(2, 9), target=10 * rng.randint(1, 99))
     return f"{10 * (i % 99 + 1)} {line}"
 
+
+# -- the blind7 split's sources (layouts.py), one of each category, over the blind7 words --------
+# A planetarium show's narration, looped.
+PLANETARIUM_SENTENCES = (
+    "Let your eyes get used to the dark for a moment before we begin our tour of tonight's sky.",
+    "Low over the eastern horizon, the hunter is starting his slow climb towards the dome's "
+    "centre.",
+    "That faint grey smudge beside my pointer is a whole galaxy, its light older than any sea.",
+    "Now follow the pointer along the curving handle of the plough until it meets a bright "
+    "orange star.",
+    "Notice how the stars close to the pole never set; all night they only wheel around it.",
+    "In a few moments the dome will brighten again, as gently as a real dawn would.",
+)
+# An auction house's catalogue, one lot description a unit.
+_AUCTION_PATTERNS = (
+    "A {adj} {noun} in its original case, said to have come from the estate of {name}.",
+    "The {noun} offered here was once shown by {name} and has a {adj} patina consistent with "
+    "its age.",
+    "{name}'s {adj} {noun}, with a handwritten label tied to the handle, is sold without reserve.",
+    "Bidding on the {noun} opened slowly, but {name} and {name2} soon carried it past the "
+    "estimate.",
+    "{a_adj} {noun} of uncertain date; compare the example knocked down last spring to {name}.",
+    "Accompanied by a letter from {name2} describing the {noun} as unusually {adj}.",
+    "Viewing of the {noun} and the {noun2} is by appointment only, in the small saleroom.",
+    "Slight wear to the {noun}, otherwise {adj} throughout; provenance traced back to {name}.",
+)
+# A chess tournament's pairings and results, one board a line.
+_OPENING_KINDS = ("Gambit", "Defence", "Attack", "Variation", "Counterattack")
+# A LaTeX manuscript's source, one line a unit.
+_LATEX_PATTERNS = (
+    "\\section{{The {Adj} {Noun}}}",
+    "\\label{{sec:{noun}-{noun2}}}",
+    "As {name} observed \\cite{{{cite}}}, the {noun} is seldom as {adj} as it first appears.",
+    "\\begin{{itemize}}",
+    "  \\item {Adj} {noun}, on loan from {name}",
+    "\\end{{itemize}}",
+    "\\includegraphics[width=0.{w}\\linewidth]{{figures/{noun}}}",
+    "% TODO({name}): redraw the {adj} {noun} figure before submission",
+    "The {noun2}\\footnote{{Lent to us by {name2}.}} turned out to be {adj} as well.",
+    "\\newcommand{{\\{noun}}}{{\\textsc{{{noun}}}}}",
+)
+
+
+def _auction(rng: random.Random, i: int) -> str:
+    adj = rng.choice(words.BLIND7_ADJECTIVES)
+    noun, noun2 = rng.sample(words.BLIND7_NOUNS, 2)
+    name, name2 = rng.sample(words.BLIND7_NAMES, 2)
+    text = rng.choice(_AUCTION_PATTERNS).format(
+        adj=adj, a_adj=("An " if adj[0] in "aeiou" else "A ") + adj, noun=noun, noun2=noun2,
+        name=name, name2=name2)
+    return f"Lot {rng.randint(1, 600)}. {text}"
+
+
+def _pairings(rng: random.Random, i: int) -> str:
+    name, name2 = rng.sample(words.BLIND7_NAMES, 2)
+    board = f"Rd {i // 12 % 9 + 1}, Bd {i % 12 + 1}: "
+    if rng.random() < 0.08:
+        return f"{board}{name}, bye"
+    opening = (f"{rng.choice(words.BLIND7_ADJECTIVES).capitalize()} "
+               f"{rng.choice(words.BLIND7_NOUNS).capitalize()} {rng.choice(_OPENING_KINDS)}")
+    result = rng.choice(("1-0", "0-1", "1/2-1/2", "0-1 (time)", "1-0 (resigned)"))
+    return f"{board}{name} - {name2}, {result}, {opening}, {rng.randint(18, 90)} moves"
+
+
+def _latex(rng: random.Random, i: int) -> str:
+    adj = rng.choice(words.BLIND7_ADJECTIVES)
+    noun, noun2 = rng.sample(words.BLIND7_NOUNS, 2)
+    name, name2 = rng.sample(words.BLIND7_NAMES, 2)
+    return rng.choice(_LATEX_PATTERNS).format(
+        adj=adj, Adj=adj.capitalize(), noun=noun, Noun=noun.capitalize(), noun2=noun2,
+        name=name, name2=name2, cite=f"{name.lower()}:{noun}", w=rng.choice((3, 4, 5, 6, 8, 9)))
+
+
 FILLERS = {f.name: f for f in (
     Filler("noise", "repeated", " ", _cycle(NOISE_SENTENCES)),
     Filler("refrain", "repeated", " ", _cycle(REFRAIN_SENTENCES)),
@@ -531,4 +604,8 @@ FILLERS = {f.name: f for f in (
     Filler("shipslog", "prose", " ", _ships_log),
     Filler("crossword", "list", "\n", _crossword),
     Filler("basic", "code", "\n", _basic),
+    Filler("planetarium", "repeated", " ", _cycle(PLANETARIUM_SENTENCES)),
+    Filler("auction", "prose", " ", _auction),
+    Filler("pairings", "list", "\n", _pairings),
+    Filler("latex", "code", "\n", _latex),
 )}

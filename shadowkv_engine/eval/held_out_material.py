@@ -12,12 +12,12 @@ from functools import cache
 
 from . import words
 from .fillers import FILLERS
-from .layouts import BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, HELDOUT
+from .layouts import BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, BLIND7, HELDOUT
 
-HELD_OUT_SPLITS = (HELDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6)
+HELD_OUT_SPLITS = (HELDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, BLIND7)
 # Held-out filler sources whose units are fixed enough to recognise by a few of them.
 _RECOGNISED_BY_UNITS = {"weather": 5, "bells": 6, "platform": 6, "legal": 6, "leaflet": 6,
-                        "knitting": 6, "breathing": 6}
+                        "knitting": 6, "breathing": 6, "planetarium": 6}
 # Literals only held-out fillers write (log levels, recipe units, markers of their formats).
 _LITERALS = ("[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | ", "release notes",
              "Local officials said", " (#", "Fans of the", " @ ", "; }",
@@ -25,7 +25,8 @@ _LITERALS = ("[INFO]", "[WARN]", "[DEBUG]", '{"name": ', " g flour", " | ", "rel
              "found this review helpful", "  dep  ", "timeout_seconds = ", "path = /srv/",
              "Attendance this term: ", " (illus.)", "; see also ", "ALTER TABLE ",
              "CREATE INDEX idx_", " Across. ", " Down. ", " THEN GOTO ", ": GOSUB ",
-             "miles since yesterday noon")
+             "miles since yesterday noon", " in the small saleroom", "knocked down last spring to",
+             ", Bd ", "\\begin{itemize}", "\\linewidth]{figures/", "\\textsc{")
 
 
 def fixed_text(template: str) -> str:

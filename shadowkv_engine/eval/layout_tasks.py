@@ -1,7 +1,7 @@
 """Retrieval tasks over varied layouts: the classic tasks' names, drawn from a split's pools.
 
-`--split train`, `heldout`, `blind`, `blind2`, `blind3`, `blind4`, `blind5` or `blind6` turns
-three classic tasks into their varied form:
+`--split train`, `heldout`, `blind`, `blind2`, `blind3`, `blind4`, `blind5`, `blind6` or `blind7`
+turns three classic tasks into their varied form:
 - passkey:       one fact that needs no name (a pass key, a secret number, a code);
 - niah_single:   one named fact (a key's magic number, a person's attribute);
 - niah_multikey: a named fact and three distractor facts of the same kind with other names.

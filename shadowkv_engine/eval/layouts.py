@@ -14,9 +14,10 @@ depth (uniform) and leaving the instruction out (NO_INSTRUCTION_RATE).
 
 Training data (training/layout_documents.py) draws only from TRAIN; `shadowkv eval --split
 heldout` measures on HELDOUT, `--split blind` on BLIND, `--split blind2` on BLIND2, `--split
-blind3` on BLIND3, `--split blind4` on BLIND4, `--split blind5` on BLIND5 and `--split blind6` on
-BLIND6 (more held-out splits, see there). The classic layouts (tasks.py, templates.py) are
-members of the train pools: the README's passkey example is a train layout.
+blind3` on BLIND3, `--split blind4` on BLIND4, `--split blind5` on BLIND5, `--split blind6` on
+BLIND6 and `--split blind7` on BLIND7 (more held-out splits, see there). The classic layouts
+(tasks.py, templates.py) are members of the train pools: the README's passkey example is a train
+layout.
 """
 import itertools
 import random
@@ -373,8 +374,59 @@ BLIND6 = Pools(
                 ("ferry boarding pass", "alnum"), ("seed bank accession", "alnum")),
 )
 
+# An eighth held-out split, written on 2026-12-01 (session 16) after BLIND6 had been read, before
+# any model was run on it, and written blind: without reading training's parts. Read, not tuned
+# on: keep its material out of training and its misses out of the choice of training data.
+BLIND7 = Pools(
+    name="blind7",
+    instructions=(
+        "This is the caption file from Saturday's broadcast, commentary, crowd noise and all. At "
+        "some point one of the commentators reads out the thing I'm after.",
+        "Catalogue cards for the east wing follow, as typed up by our volunteers over the winter. "
+        "A visitor's enquiry is attached at the end; please answer it from the cards alone.",
+        "GM here. Below are my campaign notes from the last few sessions, in no particular order. "
+        "One of my players has asked me something and I honestly can't recall what I told them.",
+        "Transcript of proceedings, as certified by the court reporter. Counsel's question for "
+        "you is set out after the final page.",
+        "I have been typing up my late aunt's letters one by one, and they are all below. My "
+        "cousin has asked about one thing she mentions in them.",
+    ),
+    needles=(
+        "[crowd noise] ...and up it goes on the big screen, {subject}: {value}! Extraordinary "
+        "scenes here!",
+        "Inscribed on the underside in faded ink: «{value}». The gallery's register "
+        "records that inscription as {subject}.",
+        "Remember, love, when autumn comes and goes, / that {subject} is {value}, as the old song "
+        "goes.",
+        "Q. And what did you understand {subject} to be? A. {value}, sir. I wrote it on the back "
+        "of my hand.",
+        "★★★★☆ Lovely place, would go back. Tip for anyone staying: "
+        "the card behind the kettle, which we only found on our last night, says {subject} is "
+        "{value}.",
+        "ARRIVED SAFE STOP {subject} IS {value} STOP TELL MOTHER NOT TO WORRY STOP",
+    ),
+    questions=(
+        "Counsel asks: what, according to the transcript, was {subject}?",
+        "I'm filling in a form tonight that wants three things: my postcode, which I know, "
+        "today's date, which I know, and {subject}, which I don't. Can you find that last one "
+        "for me?",
+        "{Subject}, per the above? One line.",
+        "If it isn't too much trouble, would you let me know {subject}? My cousin has asked me "
+        "twice now and I'd hate to get it wrong.",
+        "I wonder whether any of this mentions {subject}; if it does, I'd like to know what it "
+        "says.",
+        "One of my players swears I told them {subject} at the table. What would I have said?",
+    ),
+    fillers=("planetarium", "auction", "pairings", "latex"),
+    key_adjectives=tuple(words.BLIND7_ADJECTIVES),
+    key_nouns=tuple(words.BLIND7_NOUNS),
+    names=tuple(words.BLIND7_NAMES),
+    attributes=(("dinghy sail number", "digits"), ("beehive registration", "alnum"),
+                ("telescope booking", "alnum"), ("tombola ticket", "digits")),
+)
+
 SPLITS = {pools.name: pools for pools in (TRAIN, HELDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5,
-                                          BLIND6)}
+                                          BLIND6, BLIND7)}
 
 # Kinds of fact that need no name: at most one of each in a context. (subjects, value formats)
 UNNAMED_KINDS = {

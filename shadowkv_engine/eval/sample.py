@@ -21,7 +21,7 @@ class Sample:
     answer_pattern: str  # regex that picks answer items out of the model's output
     max_new_tokens: int
     answer_text: str  # what a perfect model writes after the prompt
-    split: str = "classic"  # classic, train, heldout, blind, blind2, ..., blind6 (tasks.py)
+    split: str = "classic"  # classic, train, heldout, blind, blind2, ..., blind7 (tasks.py)
     mode: str = "prefixed"  # prefixed: the prompt ends with answer_prefix; free: the model writes it
     answer_prefix: str = ""  # how a perfect answer starts, up to the answer items
     layout: dict = field(default_factory=dict)  # the layout's draws (varied layouts only)

@@ -6,9 +6,9 @@ budget fills the target length in tokens of the given tokenizer. Evaluation uses
 EVAL_SEED_OFFSET up; the training script draws below it, so no eval sample is trained on.
 
 Splits: `classic` is each task's one fixed layout (RULER's wording, below); `train`, `heldout`,
-`blind`, `blind2`, `blind3`, `blind4`, `blind5` and `blind6` draw the layout of passkey,
-niah_single and niah_multikey from the pools of layouts.py (layout_tasks.py), the held-out ones
-(all but train) never seen in training.
+`blind`, `blind2`, `blind3`, `blind4`, `blind5`, `blind6` and `blind7` draw the layout of
+passkey, niah_single and niah_multikey from the pools of layouts.py (layout_tasks.py), the
+held-out ones (all but train) never seen in training.
 Answer modes: `prefixed` ends the prompt with the start of the answer ("The pass key is"), so the
 model only completes the value; `free` ends it at the assistant's turn, so the model writes the
 whole answer, as it would for a user (scoring.py says how a free answer is read).

@@ -222,7 +222,27 @@ BLIND6_NAMES = (
     "Ottoline Quirino Rosamund Svetlana Torvald Ulrika Wenceslas Xiadani Yolanda Zenobia"
 ).split()
 
-# Every open-class word that only a held-out split (heldout, blind, blind2, ..., blind6) uses:
+# Open-class words of the blind7 split (layouts.py), written on 2026-12-01 (session 16) after blind6
+# was read, without reading training's parts, and before any model was run on it: in no other list,
+# in no made-up word of training and in no real-text passage.
+BLIND7_ADJECTIVES = (
+    "briny burbly buttery chalky chewy clattery crackly crumbly fizzy gingery gloopy gravelly "
+    "honeyed jangly lemony malty minty nutty plinky raspy reedy resinous rubbery smoky sudsy "
+    "syrupy tinny treacly twangy zingy"
+).split()
+
+BLIND7_NOUNS = (
+    "barometer brioche cello croissant didgeridoo dumpling glockenspiel harpsichord kumquat "
+    "lychee marimba meringue nutcracker oboe persimmon pestle piccolo scone sitar skillet "
+    "sousaphone spyglass stapler strudel theremin trivet tuba tureen typewriter waffle"
+).split()
+
+BLIND7_NAMES = (
+    "Anastasios Benedikta Cassius Dumisani Eustace Folasade Gudrun Hallvard Jurgis Kazimierz "
+    "Leopoldine Mstislav Nikodem Odalys Ragnhild Tancredi Ugochi Valdemar Xanthe Zephyrine"
+).split()
+
+# Every open-class word that only a held-out split (heldout, blind, blind2, ..., blind7) uses:
 # training must not.
 HELD_OUT_WORDS = frozenset(HELDOUT_ADJECTIVES + HELDOUT_NOUNS + HELDOUT_NAMES
                            + BLIND_ADJECTIVES + BLIND_NOUNS + BLIND_NAMES
@@ -230,7 +250,8 @@ HELD_OUT_WORDS = frozenset(HELDOUT_ADJECTIVES + HELDOUT_NOUNS + HELDOUT_NAMES
                            + BLIND3_ADJECTIVES + BLIND3_NOUNS + BLIND3_NAMES
                            + BLIND4_ADJECTIVES + BLIND4_NOUNS + BLIND4_NAMES
                            + BLIND5_ADJECTIVES + BLIND5_NOUNS + BLIND5_NAMES
-                           + BLIND6_ADJECTIVES + BLIND6_NOUNS + BLIND6_NAMES)
+                           + BLIND6_ADJECTIVES + BLIND6_NOUNS + BLIND6_NAMES
+                           + BLIND7_ADJECTIVES + BLIND7_NOUNS + BLIND7_NAMES)
 
 
 def alphanumeric(rng: random.Random, length: int) -> str:

@@ -26,6 +26,7 @@ def test_nothing_that_varies_is_in_two_splits():
     blind4_words = set(words.BLIND4_ADJECTIVES + words.BLIND4_NOUNS + words.BLIND4_NAMES)
     blind5_words = set(words.BLIND5_ADJECTIVES + words.BLIND5_NOUNS + words.BLIND5_NAMES)
     blind6_words = set(words.BLIND6_ADJECTIVES + words.BLIND6_NOUNS + words.BLIND6_NAMES)
+    blind7_words = set(words.BLIND7_ADJECTIVES + words.BLIND7_NOUNS + words.BLIND7_NAMES)
     assert not train_words & heldout_words and not (train_words | heldout_words) & blind_words
     assert not (train_words | heldout_words | blind_words) & blind2_words
     assert not (train_words | heldout_words | blind_words | blind2_words) & blind3_words
@@ -35,11 +36,14 @@ def test_nothing_that_varies_is_in_two_splits():
                 | blind4_words) & blind5_words
     assert not (train_words | heldout_words | blind_words | blind2_words | blind3_words
                 | blind4_words | blind5_words) & blind6_words
-    assert (blind2_words | blind3_words | blind4_words | blind5_words
-            | blind6_words) <= words.HELD_OUT_WORDS
+    assert not (train_words | heldout_words | blind_words | blind2_words | blind3_words
+                | blind4_words | blind5_words | blind6_words) & blind7_words
+    assert (blind2_words | blind3_words | blind4_words | blind5_words | blind6_words
+            | blind7_words) <= words.HELD_OUT_WORDS
 
 
-@pytest.mark.parametrize("split", ["blind", "blind2", "blind3", "blind4", "blind5", "blind6"])
+@pytest.mark.parametrize("split", ["blind", "blind2", "blind3", "blind4", "blind5", "blind6",
+                                   "blind7"])
 def test_a_shared_template_is_reported_with_both_splits(split, monkeypatch):
     import shadowkv_engine.eval.layouts as layouts
     pools = layouts.SPLITS[split]
@@ -62,7 +66,7 @@ def test_fillers_hold_no_key_shaped_token(name):
 
 
 @pytest.mark.parametrize("split", ["train", "heldout", "blind", "blind2", "blind3", "blind4",
-                                   "blind5", "blind6"])
+                                   "blind5", "blind6", "blind7"])
 @pytest.mark.parametrize("task", list(LAYOUT_TASKS))
 @pytest.mark.parametrize("mode", ["prefixed", "free"])
 def test_layout_sample_fills_its_length_and_holds_its_answer(split, task, mode, chat_tokenizer):
@@ -113,7 +117,7 @@ def test_classic_only_tasks_have_no_split(byte_tokenizer):
 
 
 @pytest.mark.parametrize("split", ["heldout", "blind", "blind2", "blind3", "blind4", "blind5",
-                                   "blind6"])
+                                   "blind6", "blind7"])
 def test_heldout_samples_are_recognised_as_such(split, byte_tokenizer, heldout_material):
     for i in range(10):
         sample = make_sample("niah_single", byte_tokenizer, 1024, EVAL_SEED_OFFSET + i, split)
