@@ -10,6 +10,9 @@ from .step_profile import profile_steps
 
 GIB = 1 << 30
 MAX_BATCHED_TOKENS = 8192  # the engine's per-step token budget (chunked prefill)
+# A line on the prefill's progress this often: 19 prompts of 122K take over 300 s, and a run its
+# time limit stopped printed nothing of how far it got (2026-12-01, H200, 4e126fc).
+PROGRESS_EVERY_S = 30.0
 
 
 def sync(on_cuda: bool):
@@ -68,8 +71,13 @@ def run_batch(engine, batch: int, context: int, args, timed: bool = True) -> dic
         engine.add_request(request_id, prompt, params)
     started = set()
     preempted = engine.stats().num_preemptions_total
+    reported = start
     while len(started) < batch:
         started |= {o.request_id for o in engine.step() if o.outputs[0].token_ids}
+        if time.perf_counter() - reported >= PROGRESS_EVERY_S and len(started) < batch:
+            reported = time.perf_counter()
+            print(prefill_progress(engine, context, batch, len(started), reported - start),
+                  flush=True)
     sync(on_cuda)
     row = {"batch": batch, "context": context, "prefill_s": time.perf_counter() - start,
            "prefill_preemptions": engine.stats().num_preemptions_total - preempted}
@@ -84,6 +92,13 @@ def run_batch(engine, batch: int, context: int, args, timed: bool = True) -> dic
         for request_id in ids:
             engine.abort_request(request_id)
     return row
+
+
+def prefill_progress(engine, context: int, batch: int, started: int, seconds: float) -> str:
+    stats = engine.stats()
+    return (f"    prefill ctx {context} batch {batch}: {started} of {batch} sequences have their "
+            f"first token after {seconds:.0f} s ({stats.num_running} running, "
+            f"{stats.num_waiting} waiting, {stats.num_preemptions_total} preemptions so far)")
 
 
 def timed_steps(engine, batch: int, steps: int, on_cuda: bool) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shadowkv_engine.bench import engine_steps
 from shadowkv_engine.bench.roofline import ModelShape
 from shadowkv_engine.bench.shapes import SHAPES
 from shadowkv_engine.cli import main
@@ -106,3 +107,16 @@ def test_minmax_landmarks_run_and_their_bytes_count_twice(tmp_path, capsys):
         rows[landmark] = results["rows"][0]
     parts = {name: row["roofline"]["parts"]["landmarks"] for name, row in rows.items()}
     assert parts["minmax"] == 2 * parts["mean"] > 0
+
+
+def test_a_long_prefill_reports_its_progress(monkeypatch, capsys):
+    """A run its time limit stops must still show how far it got: the engine's build time and,
+    during a prefill of several steps, how many sequences have their first token."""
+    monkeypatch.setattr(engine_steps, "PROGRESS_EVERY_S", 0.0)
+    # 2 x 5000 tokens take two steps of the 8192-token budget: the first step finishes one prompt
+    assert main(["bench", "throughput", "--shape", "tiny", "--device", "cpu", "--context", "5000",
+                 "--batches", "2", "--attention", "dense", "--new-tokens", "1",
+                 "--warmup", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "   dense engine built in" in printed and "pinned value pool 0.00 GiB" in printed
+    assert "prefill ctx 5000 batch 2: 1 of 2 sequences have their first token after" in printed
