@@ -168,9 +168,10 @@ INTERRUPTED_RATE = 0.4
 WRAPPED_RATE = 0.3
 # How many made-up needles put a long aside between subject and value (needle_grammar.distant),
 # and how many put a label noun right before the value (needle_grammar.labelled); runs 1-11 had
-# none.
-DISTANT_RATE = 0.15
-LABELLED_RATE = 0.15
+# none, run 12 0.15 each. Run 12 was no better on blind6 and picked wrong values more often on
+# the held-out split (docs/accuracy.md, "Run 12"), so the shapes stay, at a third of the rate.
+DISTANT_RATE = 0.05
+LABELLED_RATE = 0.05
 _NEEDLE_TAILS = ("Remember it.", "Don't lose it.", "It will be asked about.", "Repeat: {value}.",
                  "Once more, {value}.", "That is all.", "Do not share it.", "Keep it safe.",
                  "Again: {subject} is {value}.")

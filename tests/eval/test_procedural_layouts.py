@@ -163,6 +163,7 @@ def test_some_needles_label_their_value_or_set_it_far_from_its_subject():
     distant = [s for s in sentences
                if len(s[s.index("the code"):s.index("4821")].split()) >= 12
                or len(s[s.index("4821"):s.index("the code")].split()) >= 12]
-    assert 0.08 < len(labelled) / len(sentences) < 0.25, len(labelled)
-    assert 0.08 < len(distant) / len(sentences) < 0.25, len(distant)
+    # "the code: 4821" counts as labelled too: about 2% of needles without any label added
+    assert procedural.LABELLED_RATE < len(labelled) / len(sentences) < procedural.LABELLED_RATE + 0.05
+    assert 0.6 * procedural.DISTANT_RATE < len(distant) / len(sentences) < 1.4 * procedural.DISTANT_RATE
     assert all(re.search(r"(?<!\d)4821(?!\d)", s) for s in sentences)
