@@ -9,7 +9,8 @@ depths) drawn as the split draws it (docs/accuracy.md, "The blind5 split").
 Each variant is NAME=TEMPLATE, with the slots of a needle ({subject} or {Subject}, and {value},
 once each). Every variant gets the same seeds; with one template in the pool, a seed draws the
 rest of its sample as it would with any other single template. Our engine, greedy, free answers,
-passkey and niah_single; prints one line a variant. On the CPU, float32: under a minute a
+passkey and niah_single; prints one line a variant (right answers per task, in all, and for
+numeric and alphanumeric keys apart). On the CPU, float32: under a minute a
 variant at 4K and 16 samples a task. Only for splits already read: running it on an unread blind
 split spends that split.
 """
@@ -29,6 +30,15 @@ def parse_variant(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(
             f"a variant is NAME=TEMPLATE with a {{value}} slot, got {text!r}")
     return name, template
+
+
+def is_numeric(record) -> bool:
+    """Whether the sample's key is digits only ("digits5"; "alnum7" is not)."""
+    return record.layout.get("format", "").startswith("digits")
+
+
+def tally(records) -> str:
+    return f"{sum(r.correct for r in records)}/{len(records)}"
 
 
 def main() -> None:
@@ -60,8 +70,11 @@ def main() -> None:
                                args.samples, batch_size=args.samples, progress=False,
                                split=args.split, modes=("free",))
             cells = " ".join(f"{r.task} {r.correct}/{len(r.records)}" for r in results)
-            total = sum(r.correct for r in results), sum(len(r.records) for r in results)
-            print(f"{name:<16} {cells}  all {total[0]}/{total[1]}  {template!r}", flush=True)
+            records = [record for r in results for record in r.records]
+            print(f"{name:<16} {cells}  all {tally(records)}  "
+                  f"numeric {tally([r for r in records if is_numeric(r)])}  "
+                  f"alphanumeric {tally([r for r in records if not is_numeric(r)])}  "
+                  f"{template!r}", flush=True)
     finally:
         layouts.SPLITS[args.split] = pools
 

@@ -2,6 +2,7 @@
 script) with the profiler and the transformers peer, the hit rate of the shipped model, the two
 diagnostics of lost samples (replay, selection coverage) and the needle-template probe."""
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -88,6 +89,10 @@ def test_needle_variants_measures_each_variant_and_restores_the_split(monkeypatc
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == ["plain", "labelled"]
     assert all(" passkey " in line and "/2" in line for line in lines), lines
+    for line in lines:  # the two samples' keys are split between numeric and alphanumeric
+        numeric, alphanumeric = (int(re.search(rf" {kind} \d+/(\d+)", line).group(1))
+                                 for kind in ("numeric", "alphanumeric"))
+        assert numeric + alphanumeric == 2, line
     assert layouts.SPLITS["heldout"] is pools
 
 
