@@ -8,8 +8,9 @@ a spreadsheet row, a log entry or a line of code. It also fails where the filler
 sentences and numbers. On every blind split so far, the templates that a trained form could not
 reach held most of the misses. With those templates swapped for a trained form, run 11 still
 missed 19 of 32 blind5 samples ("The blind5 split" in docs/accuracy.md): the needle's
-wording does not explain those misses, but its setting may. Added in the sixteenth session, before any model read it. The next model
-must be measured on blind7, written before this and not read by whoever wrote it.
+wording does not explain those misses, but its setting may. Added in the sixteenth session,
+before any model read it. The next model must be measured on blind7, written before this and not
+read by whoever wrote it.
 
 A camouflaged needle is one line of the conversation's own filler with two of its words
 replaced: one by the subject and a nearby one by the value, in either order. Only the subject
@@ -27,7 +28,7 @@ _TOKEN = re.compile(r"[A-Za-z]+|\d+")
 _JOINERS = set("-_'.@/\\")
 _DIGIT_JOINERS = set(",:")
 _MAX_GAP = 6  # at most this many replaceable tokens from subject to value
-_MAX_WORDS = 40  # longer lines (real text's paragraphs) yield one of their lines, or nothing
+_MAX_WORDS = 40  # a longer line is no one statement (filler_lines() cuts prose into sentences)
 _SUBJECT, _VALUE = "\x00subject\x00", "\x00value\x00"
 
 

@@ -8,9 +8,10 @@ chat turn each, naming the fact by any of its subjects. Each piece (filler, inst
 needle and question) comes from the train pool or is made up (PROCEDURAL_RATE): the pools keep
 the train split's layouts exact, the made-up forms teach the model to retrieve whatever the
 wording. In a made-up filler a needle may also take the filler's own shape (CAMOUFLAGED_RATE,
-camouflage.py), so that a needle need not look unlike its filler. Each answer is the question's subject and the value ("The passkey is 4821."), the loss
-on all of it: the model learns to write the whole answer, which the free answer mode measures,
-and the prefixed mode only supplies its first words.
+camouflage.py), so that a needle need not look unlike its filler. Each answer is the question's
+subject and the value ("The passkey is 4821."), the loss on all of it: the model learns to write
+the whole answer, which the free answer mode measures, and the prefixed mode only supplies its
+first words.
 
 Only TRAIN is imported here, so the held-out pools never reach training (a test checks the text;
 real_text.py drops the passages that hold held-out material).

@@ -63,31 +63,36 @@ def test_a_line_too_long_to_be_one_statement_is_refused():
 
 
 def test_conversations_state_facts_in_their_fillers_lines(monkeypatch):
-    """At rate 1 every needle in a made-up filler is camouflaged: its source line and the needle
-    made from it are both in the context, and the question asks about it."""
-    calls = []
+    """At rate 1 every needle in a made-up filler is offered for camouflage: each needle made
+    from a filler line is in the context beside that line, and its value is asked for."""
+    offered, rendered = [], {}
 
     def recorded(line, rng):
         template = camouflaged(line, rng)
-        calls.append((line, template))
+        offered.append((line, template))
         return template
 
+    def rendering(template, subject, value):
+        rendered[template] = needle_sentence(template, subject, value)
+        return rendered[template]
+
     monkeypatch.setattr(layout_documents, "camouflaged", recorded)
+    monkeypatch.setattr(layout_documents, "needle_sentence", rendering)
     monkeypatch.setattr(layout_documents, "CAMOUFLAGED_RATE", 1.0)
     monkeypatch.setattr(layout_documents, "PROCEDURAL_RATE", 1.0)
     camouflaged_conversations = 0
     for i in range(12):
         label = f"test/camouflage/{i}"
-        calls.clear()
+        offered.clear()
+        rendered.clear()
         conversation = layout_conversation(random.Random(label), label, 8192)
         context = conversation.context(400)
-        assert len(calls) == len(conversation.turns)  # every needle was offered for camouflage
-        made = [(line, template) for line, template in calls if template]
+        assert len(offered) == len(conversation.turns)  # one needle a fact, each offered
+        made = [(line, template) for line, template in offered if template]
         camouflaged_conversations += bool(made)
         for line, template in made:
             assert line in context  # the twin the needle was made from
-            head = template.split("{", 1)[0]
-            assert head == "" or head.replace("{{", "{") in context
+            assert rendered[template] in context
         for turn in conversation.turns:
             assert context.count(turn.answer.strip(" .")) == 1
     assert camouflaged_conversations >= 9  # a line without two free tokens keeps its template
