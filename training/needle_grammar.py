@@ -25,6 +25,8 @@ Templates keep the slots of layouts.needle_sentence(): {subject}, {Subject}, {va
 """
 import random
 
+from shadowkv_engine.eval.layouts import capitalised
+
 # subject first: "{subject} <link> {value}"
 SUBJECT_LINKS = (
     "is", "was", "equals", "is set to", "was set to", "is recorded as",
@@ -176,7 +178,7 @@ def distant(statement: str, rng: random.Random) -> str:
     first = min(slots, key=statement.index)
     at = statement.index(first) + len(first)
     if statement.startswith(("{subject}", "{Subject}")) and rng.random() < 0.5:
-        join = rng.choice(_LINK_JOINS).format(aside=aside, Aside=aside[:1].upper() + aside[1:])
+        join = rng.choice(_LINK_JOINS).format(aside=aside, Aside=capitalised(aside))
         end = statement.index("{value}") + len("{value}")
         return statement[:at] + join + "{value}" + statement[end:]
     join = rng.choice(_INNER_JOINS).format(aside=aside)

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from shadowkv_engine.eval import words
-from shadowkv_engine.eval.layouts import (BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, BLIND7,
-                                          HELDOUT, TRAIN, Pools)
+from shadowkv_engine.eval.held_out_material import HELD_OUT_SPLITS
+from shadowkv_engine.eval.layouts import TRAIN, Pools
 
 from .needle_grammar import composed_statement, distant, interrupted, labelled, wrapped
 
@@ -99,10 +99,8 @@ EXTRA_ATTRIBUTES = (("seat number", "digits"), ("account number", "digits"),
 _ATTRIBUTE_SUFFIXES = (("number", "digits"), ("code", "alnum"), ("ID", "alnum"), ("PIN", "digits"),
                        ("slot", "digits"), ("tag", "alnum"), ("key", "alnum"), ("spot", "digits"),
                        ("reference", "alnum"), ("extension", "digits"), ("count", "digits"))
-_HELDOUT_ATTRIBUTES = {attribute for attribute, _ in
-                       HELDOUT.attributes + BLIND.attributes + BLIND2.attributes
-                       + BLIND3.attributes + BLIND4.attributes + BLIND5.attributes
-                       + BLIND6.attributes + BLIND7.attributes}
+_HELDOUT_ATTRIBUTES = {attribute for pools in HELD_OUT_SPLITS
+                       for attribute, _ in pools.attributes}
 
 
 def made_up_attributes(count: int, seed: str) -> tuple[tuple[str, str], ...]:

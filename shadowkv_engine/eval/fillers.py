@@ -44,6 +44,16 @@ def _pattern(patterns: tuple[str, ...], adjectives, nouns, names, verbs=words.VE
     return unit
 
 
+def _cast(rng: random.Random, adjectives, nouns, names) -> dict[str, str]:
+    """The words of one unit of a story-like filler: an adjective, two nouns ("a"/"an" and the
+    first), two names; drawn in that order."""
+    adj = rng.choice(adjectives)
+    noun, noun2 = rng.sample(nouns, 2)
+    name, name2 = rng.sample(names, 2)
+    return {"adj": adj, "noun": noun, "noun2": noun2,
+            "a_noun": ("an " if noun[0] in "aeiou" else "a ") + noun, "name": name, "name2": name2}
+
+
 # -- repeated sentences ------------------------------------------------------------------------
 NOISE_SENTENCES = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
                    "There and back again.")
@@ -377,13 +387,10 @@ _MIGRATION_PATTERNS = (
 
 
 def _term_report(rng: random.Random, i: int) -> str:
-    adj = rng.choice(words.BLIND5_ADJECTIVES)
-    noun, noun2 = rng.sample(words.BLIND5_NOUNS, 2)
-    name, name2 = rng.sample(words.BLIND5_NAMES, 2)
+    cast = _cast(rng, words.BLIND5_ADJECTIVES, words.BLIND5_NOUNS, words.BLIND5_NAMES)
     possible = rng.choice((112, 118, 124, 130, 136))
     return rng.choice(_TERM_REPORT_PATTERNS).format(
-        adj=adj, noun=noun, noun2=noun2, a_noun=("an " if noun[0] in "aeiou" else "a ") + noun,
-        name=name, name2=name2, possible=possible, present=possible - rng.randint(0, 16))
+        **cast, possible=possible, present=possible - rng.randint(0, 16))
 
 
 def _book_index(rng: random.Random, i: int) -> str:
@@ -455,13 +462,9 @@ _BASIC_PATTERNS = (
 
 
 def _ships_log(rng: random.Random, i: int) -> str:
-    adj = rng.choice(words.BLIND6_ADJECTIVES)
-    noun, noun2 = rng.sample(words.BLIND6_NOUNS, 2)
-    name, name2 = rng.sample(words.BLIND6_NAMES, 2)
+    cast = _cast(rng, words.BLIND6_ADJECTIVES, words.BLIND6_NOUNS, words.BLIND6_NAMES)
     return rng.choice(_SHIPS_LOG_PATTERNS).format(
-        adj=adj, noun=noun, noun2=noun2, a_noun=("an " if noun[0] in "aeiou" else "a ") + noun,
-        name=name, name2=name2, deg=rng.randint(5, 90), miles=rng.randint(40, 220),
-        casks=rng.randint(3, 40))
+        **cast, deg=rng.randint(5, 90), miles=rng.randint(40, 220), casks=rng.randint(3, 40))
 
 
 def _crossword(rng: random.Random, i: int) -> str:
