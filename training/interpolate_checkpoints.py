@@ -56,7 +56,7 @@ def interpolate(start: Path, end: Path, fraction: float, out: Path) -> Path:
         raise ValueError(f"--fraction must lie strictly between 0 and 1 (got {fraction}); at 0 or "
                          f"1 the result is one of the checkpoints, so copy it instead")
     for folder in (start, end):
-        missing = [name for name in (WEIGHTS, "config.json") if not (folder / name).is_file()]
+        missing = [name for name in (WEIGHTS, "config.json", *SAME_IN_BOTH) if not (folder / name).is_file()]
         if missing:
             raise FileNotFoundError(f"{folder} is not an exported checkpoint: no {', '.join(missing)}")
     for name in SAME_IN_BOTH:

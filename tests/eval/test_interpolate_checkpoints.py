@@ -83,7 +83,7 @@ def test_the_command_line_names_the_problem_and_never_overwrites(start_and_end, 
 
     with pytest.raises(SystemExit):
         main(["--start", str(tmp_path), "--end", str(end), "--fraction", "0.3", "--out", str(tmp_path / "c")])
-    assert "is not an exported checkpoint: no model.safetensors, config.json" in capsys.readouterr().err
+    assert "is not an exported checkpoint: no model.safetensors, config.json, tokenizer.json" in capsys.readouterr().err
 
     main(["--start", str(start), "--end", str(end), "--fraction", "0.3", "--out", str(tmp_path / "d")])
     assert "0.3 of the way from" in capsys.readouterr().out
