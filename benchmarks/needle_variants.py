@@ -20,6 +20,7 @@ from dataclasses import replace
 from shadowkv_engine import LLM, SamplingParams
 from shadowkv_engine.default_model import DEFAULT_MODEL_DIR
 from shadowkv_engine.eval import layouts
+from shadowkv_engine.eval.compare import has_numeric_key
 from shadowkv_engine.eval.runner import evaluate
 from shadowkv_engine.eval.tasks import parse_length
 
@@ -30,11 +31,6 @@ def parse_variant(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(
             f"a variant is NAME=TEMPLATE with a {{value}} slot, got {text!r}")
     return name, template
-
-
-def is_numeric(record) -> bool:
-    """Whether the sample's key is digits only ("digits5"; "alnum7" is not)."""
-    return record.layout.get("format", "").startswith("digits")
 
 
 def tally(records) -> str:
@@ -72,8 +68,8 @@ def main() -> None:
             cells = " ".join(f"{r.task} {r.correct}/{len(r.records)}" for r in results)
             records = [record for r in results for record in r.records]
             print(f"{name:<16} {cells}  all {tally(records)}  "
-                  f"numeric {tally([r for r in records if is_numeric(r)])}  "
-                  f"alphanumeric {tally([r for r in records if not is_numeric(r)])}  "
+                  f"numeric {tally([r for r in records if has_numeric_key(r.layout)])}  "
+                  f"alphanumeric {tally([r for r in records if not has_numeric_key(r.layout)])}  "
                   f"{template!r}", flush=True)
     finally:
         layouts.SPLITS[args.split] = pools

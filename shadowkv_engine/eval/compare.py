@@ -43,8 +43,14 @@ def load_cells(path: str | Path) -> dict[CellKey, dict[int, dict]]:
             {record["seed"]: record for record in r["records"]} for r in data["results"]}
 
 
+def has_numeric_key(layout: dict) -> bool:
+    """Whether a sample's key is a number (layout format "digits5"; "alnum7" is not). Classic
+    samples carry no layout and count as numeric."""
+    return layout.get("format", "digits").startswith("digits")
+
+
 def is_numeric_key(record: dict) -> bool:
-    return record.get("layout", {}).get("format", "digits").startswith("digits")
+    return has_numeric_key(record.get("layout", {}))
 
 
 def compare(reference: dict[CellKey, dict[int, dict]], candidate: dict[CellKey, dict[int, dict]],

@@ -534,12 +534,9 @@ _LATEX_PATTERNS = (
 
 
 def _auction(rng: random.Random, i: int) -> str:
-    adj = rng.choice(words.BLIND7_ADJECTIVES)
-    noun, noun2 = rng.sample(words.BLIND7_NOUNS, 2)
-    name, name2 = rng.sample(words.BLIND7_NAMES, 2)
-    text = rng.choice(_AUCTION_PATTERNS).format(
-        adj=adj, a_adj=("An " if adj[0] in "aeiou" else "A ") + adj, noun=noun, noun2=noun2,
-        name=name, name2=name2)
+    cast = _cast(rng, words.BLIND7_ADJECTIVES, words.BLIND7_NOUNS, words.BLIND7_NAMES)
+    a_adj = ("An " if cast["adj"][0] in "aeiou" else "A ") + cast["adj"]
+    text = rng.choice(_AUCTION_PATTERNS).format(**cast, a_adj=a_adj)
     return f"Lot {rng.randint(1, 600)}. {text}"
 
 
@@ -555,12 +552,10 @@ def _pairings(rng: random.Random, i: int) -> str:
 
 
 def _latex(rng: random.Random, i: int) -> str:
-    adj = rng.choice(words.BLIND7_ADJECTIVES)
-    noun, noun2 = rng.sample(words.BLIND7_NOUNS, 2)
-    name, name2 = rng.sample(words.BLIND7_NAMES, 2)
+    cast = _cast(rng, words.BLIND7_ADJECTIVES, words.BLIND7_NOUNS, words.BLIND7_NAMES)
     return rng.choice(_LATEX_PATTERNS).format(
-        adj=adj, Adj=adj.capitalize(), noun=noun, Noun=noun.capitalize(), noun2=noun2,
-        name=name, name2=name2, cite=f"{name.lower()}:{noun}", w=rng.choice((3, 4, 5, 6, 8, 9)))
+        **cast, Adj=cast["adj"].capitalize(), Noun=cast["noun"].capitalize(),
+        cite=f"{cast['name'].lower()}:{cast['noun']}", w=rng.choice((3, 4, 5, 6, 8, 9)))
 
 
 FILLERS = {f.name: f for f in (
